@@ -1,0 +1,447 @@
+"""The catalog: SQLite (via SQLAlchemy 2, WAL mode), the source of truth.
+
+Folders, files, items (an image, or one sampled video frame with its timestamp)
+and each item's embedding per model as a float16 blob. Every write transaction
+bumps ``generation``; the FAISS cache records the generation it reflects and is
+patched from ``Embedding.generation`` and ``Tombstone`` rows when it is behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import (
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    create_engine,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+SCHEMA_VERSION = 1
+
+
+class CatalogError(Exception):
+    """The catalog file cannot be used (e.g. written by a newer clifs)."""
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    __tablename__ = "schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+class Meta(Base):
+    __tablename__ = "meta"
+    key: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[str] = mapped_column(String)
+
+
+class Folder(Base):
+    __tablename__ = "folders"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String, unique=True)
+    paused: Mapped[bool] = mapped_column(default=False)
+    added_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class File(Base):
+    __tablename__ = "files"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String, unique=True)
+    size: Mapped[int] = mapped_column(Integer)
+    mtime: Mapped[float] = mapped_column(Float)
+    content_hash: Mapped[str | None] = mapped_column(String, index=True)
+    kind: Mapped[str] = mapped_column(String)  # "image" | "video"
+    status: Mapped[str] = mapped_column(String)  # "ok" | "failed"
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    width: Mapped[int | None] = mapped_column(Integer, default=None)
+    height: Mapped[int | None] = mapped_column(Integer, default=None)
+    duration: Mapped[float | None] = mapped_column(Float, default=None)  # seconds, videos only
+    indexed_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class Item(Base):
+    __tablename__ = "items"
+    # AUTOINCREMENT: an id is never reused, so a FAISS id always means one item.
+    __table_args__ = {"sqlite_autoincrement": True}
+    id: Mapped[int] = mapped_column(primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
+    timestamp: Mapped[float | None] = mapped_column(Float, default=None)  # seconds into a video
+
+
+class Embedding(Base):
+    __tablename__ = "embeddings"
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[str] = mapped_column(String, primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, L2-normalised
+    generation: Mapped[int] = mapped_column(Integer)
+    __table_args__ = (Index("ix_embeddings_model_generation", "model_id", "generation"),)
+
+
+class Tombstone(Base):
+    """Items removed at a generation, so a stale vector index can drop them without a rebuild."""
+
+    __tablename__ = "tombstones"
+    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, index=True)
+
+
+# Migrations: MIGRATIONS[v] upgrades a catalog at version v to v + 1.
+MIGRATIONS: dict[int, Iterable[str]] = {}
+
+
+@dataclass
+class FileState:
+    """What the scanner compares with the disk."""
+
+    id: int
+    path: str
+    size: int
+    mtime: float
+    content_hash: str | None
+    status: str
+
+
+@dataclass
+class NewItem:
+    timestamp: float | None
+    vector: np.ndarray
+
+
+@dataclass
+class IndexedFile:
+    """One decoded and embedded file, ready to commit."""
+
+    path: str
+    kind: str
+    size: int
+    mtime: float
+    content_hash: str
+    items: list[NewItem]
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+@dataclass
+class ItemInfo:
+    item_id: int
+    path: str
+    kind: str
+    timestamp: float | None
+    size: int
+    mtime: float
+    width: int | None
+    height: int | None
+
+
+def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def vector_to_blob(v: np.ndarray) -> bytes:
+    return np.asarray(v, dtype=np.float16).tobytes()
+
+
+def blob_to_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
+    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, dim).astype(np.float32)
+
+
+class Catalog:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+        event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        self._migrate()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        with self.engine.begin() as conn:
+            has_version = conn.execute(
+                text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'")
+            ).first()
+            if not has_version:
+                Base.metadata.create_all(conn)
+                conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
+                conn.execute(Meta.__table__.insert().values(key="generation", value="0"))
+                return
+            version = conn.execute(select(func.max(SchemaVersion.version))).scalar_one()
+            if version > SCHEMA_VERSION:
+                raise CatalogError(
+                    f"The catalog {self.path} has schema version {version}, newer than this clifs "
+                    f"understands ({SCHEMA_VERSION}). Upgrade clifs."
+                )
+            for v in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[v]:
+                    conn.execute(text(statement))
+                conn.execute(update(SchemaVersion).values(version=v + 1))
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A read session."""
+        with Session(self.engine) as s:
+            yield s
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[tuple[Session, int]]:
+        """One write transaction; yields (session, the generation this transaction creates)."""
+        with Session(self.engine) as s, s.begin():
+            # Write first, read second: the transaction takes the write lock at once, so two
+            # writers queue on busy_timeout instead of failing to upgrade a read snapshot.
+            s.execute(text("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"))
+            gen = int(s.execute(select(Meta.value).where(Meta.key == "generation")).scalar_one())
+            yield s, gen
+
+    def generation(self) -> int:
+        with self.session() as s:
+            return int(s.execute(select(Meta.value).where(Meta.key == "generation")).scalar_one())
+
+    # -- folders --------------------------------------------------------------------------------
+    def add_folder(self, path: str) -> None:
+        with self.write() as (s, _):
+            if not s.execute(select(Folder.id).where(Folder.path == path)).first():
+                s.add(Folder(path=path))
+
+    def set_folder_paused(self, path: str, paused: bool) -> bool:
+        with self.write() as (s, _):
+            return s.execute(update(Folder).where(Folder.path == path).values(paused=paused)).rowcount > 0
+
+    def remove_folder(self, path: str) -> int:
+        """Forget a folder and every file under it; returns the number of files removed."""
+        removed = self.delete_files(self.paths_under(path))
+        with self.write() as (s, _):
+            s.execute(delete(Folder).where(Folder.path == path))
+        return removed
+
+    def folders(self) -> list[Folder]:
+        with self.session() as s:
+            return list(s.scalars(select(Folder).order_by(Folder.path)))
+
+    # -- files ----------------------------------------------------------------------------------
+    def paths_under(self, folder: str) -> list[str]:
+        prefix = folder.rstrip("/\\") + "/"
+        with self.session() as s:
+            return list(s.scalars(select(File.path).where(func.substr(File.path, 1, len(prefix)) == prefix)))
+
+    def file_states_under(self, folder: str) -> dict[str, FileState]:
+        prefix = folder.rstrip("/\\") + "/"
+        with self.session() as s:
+            rows = s.execute(
+                select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
+                    func.substr(File.path, 1, len(prefix)) == prefix
+                )
+            )
+            return {r.path: FileState(r.id, r.path, r.size, r.mtime, r.content_hash, r.status) for r in rows}
+
+    def commit_indexed(self, files: list[IndexedFile], model_id: str) -> list[list[int]]:
+        """Insert (or replace) files with their items and embeddings in ONE transaction.
+
+        Returns the new item ids per file, in order.
+        """
+        new_ids: list[list[int]] = []
+        with self.write() as (s, gen):
+            self._delete_paths(s, [f.path for f in files], gen)
+            for f in files:
+                row = File(
+                    path=f.path,
+                    size=f.size,
+                    mtime=f.mtime,
+                    content_hash=f.content_hash,
+                    kind=f.kind,
+                    status="ok",
+                    width=f.width,
+                    height=f.height,
+                    duration=f.duration,
+                )
+                s.add(row)
+                s.flush()
+                items = [Item(file_id=row.id, timestamp=it.timestamp) for it in f.items]
+                s.add_all(items)
+                s.flush()
+                s.add_all(
+                    Embedding(item_id=item.id, model_id=model_id, vector=vector_to_blob(it.vector), generation=gen)
+                    for item, it in zip(items, f.items)
+                )
+                new_ids.append([item.id for item in items])
+        return new_ids
+
+    def record_failure(self, path: str, kind: str, size: int, mtime: float, error: str) -> None:
+        with self.write() as (s, gen):
+            self._delete_paths(s, [path], gen)
+            s.add(File(path=path, size=size, mtime=mtime, content_hash=None, kind=kind, status="failed", error=error))
+
+    def move_file(self, old_path: str, new_path: str, mtime: float) -> None:
+        """A rename: the row (and so its items and vectors) follows the file."""
+        with self.write() as (s, gen):
+            self._delete_paths(s, [new_path], gen)
+            s.execute(update(File).where(File.path == old_path).values(path=new_path, mtime=mtime))
+
+    def delete_files(self, paths: list[str]) -> int:
+        if not paths:
+            return 0
+        with self.write() as (s, gen):
+            return self._delete_paths(s, paths, gen)
+
+    @staticmethod
+    def _delete_paths(s: Session, paths: list[str], gen: int) -> int:
+        removed = 0
+        for start in range(0, len(paths), 500):
+            chunk = paths[start : start + 500]
+            file_ids = list(s.scalars(select(File.id).where(File.path.in_(chunk))))
+            if not file_ids:
+                continue
+            item_ids = list(s.scalars(select(Item.id).where(Item.file_id.in_(file_ids))))
+            for i in range(0, len(item_ids), 500):
+                s.execute(
+                    Tombstone.__table__.insert().prefix_with("OR REPLACE"),
+                    [{"item_id": iid, "generation": gen} for iid in item_ids[i : i + 500]],
+                )
+            s.execute(delete(File).where(File.id.in_(file_ids)))
+            removed += len(file_ids)
+        return removed
+
+    def files_with_hash(self, content_hash: str) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(File.path).where(File.content_hash == content_hash, File.status == "ok")))
+
+    def list_files(self, failed_only: bool = False) -> list[tuple[File, int]]:
+        """(file, number of embedded items) for every file, by path."""
+        with self.session() as s:
+            q = (
+                select(File, func.count(Item.id))
+                .outerjoin(Item, Item.file_id == File.id)
+                .group_by(File.id)
+                .order_by(File.path)
+            )
+            if failed_only:
+                q = q.where(File.status == "failed")
+            return [(f, n) for f, n in s.execute(q)]
+
+    def counts(self) -> dict[str, int]:
+        with self.session() as s:
+            return {
+                "files": s.execute(select(func.count(File.id)).where(File.status == "ok")).scalar_one(),
+                "failed": s.execute(select(func.count(File.id)).where(File.status == "failed")).scalar_one(),
+                "items": s.execute(select(func.count(Item.id))).scalar_one(),
+            }
+
+    # -- embeddings -----------------------------------------------------------------------------
+    def iter_embeddings(
+        self, model_id: str, dim: int, since_generation: int = -1, chunk: int = 50_000
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(ids, vectors) chunks of the embeddings written after ``since_generation``."""
+        last = -1
+        with self.session() as s:
+            while True:
+                rows = s.execute(
+                    select(Embedding.item_id, Embedding.vector)
+                    .where(
+                        Embedding.model_id == model_id,
+                        Embedding.generation > since_generation,
+                        Embedding.item_id > last,
+                    )
+                    .order_by(Embedding.item_id)
+                    .limit(chunk)
+                ).all()
+                if not rows:
+                    return
+                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+                yield ids, blob_to_vectors([r[1] for r in rows], dim)
+                last = int(ids[-1])
+
+    def tombstones_since(self, generation: int) -> np.ndarray:
+        with self.session() as s:
+            ids = s.scalars(select(Tombstone.item_id).where(Tombstone.generation > generation))
+            return np.fromiter(ids, dtype=np.int64)
+
+    def embedding_of(self, item_id: int, model_id: str) -> np.ndarray | None:
+        with self.session() as s:
+            blob = s.execute(
+                select(Embedding.vector).where(Embedding.item_id == item_id, Embedding.model_id == model_id)
+            ).scalar_one_or_none()
+        return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+
+    def item_ids_of_path(self, path: str) -> list[int]:
+        with self.session() as s:
+            return list(
+                s.scalars(
+                    select(Item.id).join(File, File.id == Item.file_id).where(File.path == path).order_by(Item.id)
+                )
+            )
+
+    def missing_embeddings(self, model_id: str) -> list[str]:
+        """Paths of indexed files some of whose items have no vector for ``model_id`` (after a model switch)."""
+        with self.session() as s:
+            have = select(Embedding.item_id).where(Embedding.model_id == model_id)
+            return list(
+                s.scalars(
+                    select(File.path)
+                    .join(Item, Item.file_id == File.id)
+                    .where(File.status == "ok", Item.id.not_in(have))
+                    .distinct()
+                )
+            )
+
+    def item_infos(self, item_ids: list[int]) -> dict[int, ItemInfo]:
+        out: dict[int, ItemInfo] = {}
+        with self.session() as s:
+            for start in range(0, len(item_ids), 900):
+                chunk = item_ids[start : start + 900]
+                rows = s.execute(
+                    select(
+                        Item.id, File.path, File.kind, Item.timestamp, File.size, File.mtime, File.width, File.height
+                    )
+                    .join(File, File.id == Item.file_id)
+                    .where(Item.id.in_(chunk))
+                )
+                for r in rows:
+                    out[r[0]] = ItemInfo(*r)
+        return out
+
+    def item_ids_matching(
+        self,
+        folder: str | None = None,
+        kind: str | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
+    ) -> np.ndarray:
+        """Ids of items that pass the search filters, for a FAISS id selector."""
+        q = select(Item.id).join(File, File.id == Item.file_id)
+        if folder:
+            prefix = folder.rstrip("/\\") + "/"
+            q = q.where(func.substr(File.path, 1, len(prefix)) == prefix)
+        if kind:
+            q = q.where(File.kind == kind)
+        if modified_after is not None:
+            q = q.where(File.mtime >= modified_after)
+        if modified_before is not None:
+            q = q.where(File.mtime <= modified_before)
+        with self.session() as s:
+            return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,36 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help="model to use (default: $CLIFS_MODEL, config.toml, else CLIP ViT-B-32 with the offline fallback)",
+    )
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON array")
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=None)
+    sys.stdout.write("\n")
+
+
+def open_library(args: argparse.Namespace, need_model: bool = True):
+    """The Library for this run: settings from CLIFS_HOME/config, the model from --model."""
+    from clifs.config import Settings
+    from clifs.library import Library
+
+    settings = Settings.load()
+    if getattr(args, "model", None):
+        settings.model = args.model
+    return Library(settings, load_model=need_model)

@@ -1,0 +1,72 @@
+"""`clifs index PATH...`: one-shot indexing of folders."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from clifs.cli.common import add_json_option, add_model_option, open_library, print_json
+from clifs.cli.main import UsageError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("index", help="index folders once (new, changed, moved and deleted files)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
+    p.add_argument("--batch-size", type=int, help="images per model batch")
+    p.add_argument("--workers", type=int, help="decode threads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_option(p)
+    add_json_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from indexer.pipeline import Pipeline
+
+    roots = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
+    for root in roots:
+        if not os.path.isdir(root):
+            raise UsageError(f"not a folder: {root}")
+    library = open_library(args)
+    if library.fallback_reason:
+        print(f"clifs: {library.fallback_reason}", file=sys.stderr)
+    bar = tqdm(unit="file", disable=args.no_progress or None, file=sys.stderr, dynamic_ncols=True)
+    pipeline = Pipeline(
+        library,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        on_file=lambda f, err: bar.update(1),
+    )
+    try:
+        scan = pipeline.scan(roots)
+        bar.total = len(scan.to_index)
+        bar.refresh()
+        report = pipeline.index_folders(roots, scan)
+    finally:
+        bar.close()
+        library.close()
+    summary = {
+        "indexed": report.added,
+        "moved": report.moved,
+        "removed": report.removed,
+        "unchanged": report.unchanged,
+        "items": report.items,
+        "encoded_images": library.encoder.images_encoded,
+        "failed": [{"path": p, "error": e} for p, e in report.failed],
+        "seconds": round(report.seconds, 3),
+        "model": library.encoder.display_name,
+    }
+    if args.json:
+        print_json([summary])
+        return 0
+    print(
+        f"indexed {report.added} files ({report.items} items), moved {report.moved}, removed {report.removed}, "
+        f"unchanged {report.unchanged}, failed {len(report.failed)} in {report.seconds:.1f} s "
+        f"[{library.encoder.display_name}; {library.encoder.images_encoded} images encoded]"
+    )
+    for path, error in report.failed:
+        print(f"  failed: {path}: {error}")
+    return 0

@@ -1,0 +1,56 @@
+"""The `clifs` command: one module per group of subcommands, each with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Each module defines register(subparsers); its parsers set ``func(args) -> int``.
+COMMAND_MODULES = [
+    "clifs.cli.index",
+    "clifs.cli.search",
+    "clifs.cli.listing",
+]
+
+
+class UsageError(Exception):
+    """Wrong arguments that argparse cannot catch (exit code 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clifs", description="Find your photos and video moments by meaning.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from clifs.config import ConfigError
+    from clifs.models.base import ModelUnavailable
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="clifs: %(message)s",
+    )
+    # open_clip warns on the root logger about random init we replace with loaded weights.
+    logging.getLogger().handlers[0].addFilter(lambda r: "initialized randomly" not in r.getMessage())
+    try:
+        return int(args.func(args) or 0)
+    except (ModelUnavailable, ConfigError, UsageError) as exc:
+        print(f"clifs: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clifs: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `clifs list | head`
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Settings: where clifs keeps its data, and the user's choices from config.toml."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import tomllib
+
+DEFAULT_EXCLUDES: tuple[str, ...] = (
+    ".*",  # hidden files and folders, .git included
+    "node_modules",
+    "@eaDir",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    "._*",
+    "__pycache__",
+)
+
+
+class ConfigError(Exception):
+    """The config file is unreadable or holds a wrong value."""
+
+
+def _default_home() -> Path:
+    env = os.environ.get("CLIFS_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("clifs", appauthor=False))
+
+
+@dataclass
+class Settings:
+    """Everything a run needs to know. ``home`` holds the catalog, the vector indexes and the thumbnail cache.
+
+    With ``CLIFS_HOME`` set, the config file lives there too; otherwise in the platform's config dir.
+    """
+
+    home: Path = field(default_factory=_default_home)
+    model: str | None = None  # None: the default CLIP model, with the offline fallback
+    device: str = "auto"
+    excludes: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDES))
+    batch_size: int = 32
+    decode_workers: int = 2
+    torch_threads: int = 0  # 0: let torch decide
+    max_image_pixels: int = 120_000_000
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog.sqlite3"
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.home / "vectors"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def config_path(self) -> Path:
+        if os.environ.get("CLIFS_HOME"):
+            return self.home / "config.toml"
+        import platformdirs
+
+        return Path(platformdirs.user_config_dir("clifs", appauthor=False)) / "config.toml"
+
+    @classmethod
+    def load(cls, home: Path | str | None = None) -> Settings:
+        """Defaults, then config.toml, then the environment (CLIFS_MODEL)."""
+        settings = cls(home=Path(home).expanduser().resolve()) if home else cls()
+        path = settings.config_path
+        if path.is_file():
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError) as exc:
+                raise ConfigError(f"Cannot read config file {path}: {exc}") from None
+            known = {f.name: f for f in fields(cls) if f.name != "home"}
+            for key, value in data.items():
+                if key not in known:
+                    raise ConfigError(f"Unknown setting {key!r} in {path}; known: {', '.join(sorted(known))}.")
+                setattr(settings, key, value)
+        if os.environ.get("CLIFS_MODEL"):
+            settings.model = os.environ["CLIFS_MODEL"]
+        settings.home.mkdir(parents=True, exist_ok=True)
+        return settings

@@ -1,0 +1,122 @@
+"""The Library ties the catalog, the vector index and the model together.
+
+It is what scripts import (``from clifs import Library``) and what the
+indexer writes through, so the catalog and the FAISS cache change together:
+the catalog commits first (the truth), then the in-memory index follows, and
+``flush`` saves the index with the generation it reflects.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from clifs.catalog import Catalog, IndexedFile
+from clifs.config import Settings
+from clifs.models.base import Encoder
+from clifs.search import Hit, Query, Searcher
+from clifs.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+
+class Library:
+    def __init__(
+        self,
+        settings: Settings | Path | str | None = None,
+        *,
+        encoder: Encoder | None = None,
+        load_model: bool = True,
+    ):
+        if not isinstance(settings, Settings):
+            settings = Settings.load(settings)
+        self.settings = settings
+        self.catalog = Catalog(settings.catalog_path)
+        self.fallback_reason: str | None = None
+        self._encoder = encoder
+        self._vectors: VectorIndex | None = None
+        self._searcher: Searcher | None = None
+        self._last_save = time.monotonic()
+        if load_model and encoder is None:
+            _ = self.encoder
+
+    # -- the model and its vectors ------------------------------------------------------------------
+    @property
+    def encoder(self) -> Encoder:
+        if self._encoder is None:
+            import torch
+
+            from clifs.models.registry import load_model
+
+            if self.settings.torch_threads:
+                torch.set_num_threads(self.settings.torch_threads)
+            loaded = load_model(self.settings.model, self.settings.device)
+            self._encoder, self.fallback_reason = loaded.encoder, loaded.fallback_reason
+        return self._encoder
+
+    @property
+    def vectors(self) -> VectorIndex:
+        if self._vectors is None:
+            vectors = VectorIndex(self.settings.vectors_dir, self.encoder.model_id, self.encoder.dim)
+            outcome = vectors.sync(self.catalog)
+            log.info("vector index %s (%d vectors)", outcome, len(vectors))
+            if outcome != "loaded":
+                vectors.save()
+            self._vectors = vectors
+        return self._vectors
+
+    @property
+    def searcher(self) -> Searcher:
+        if self._searcher is None:
+            self._searcher = Searcher(self.catalog, self.vectors, self.encoder, self.settings.max_image_pixels)
+        return self._searcher
+
+    # -- reading --------------------------------------------------------------------------------------
+    def search(
+        self,
+        text: str | None = None,
+        image: str | Path | None = None,
+        top: int = 20,
+        **filters,
+    ) -> list[Hit]:
+        """Text, image or both; ``filters`` are the other fields of ``clifs.search.Query``."""
+        self.vectors.catch_up(self.catalog)  # another process may be indexing
+        return self.searcher.search(Query(text=text, image=image, top=top, **filters))
+
+    def embedding_for(self, path: str | Path) -> np.ndarray | None:
+        """The stored embedding of an indexed file (its first item), or None."""
+        ids = self.catalog.item_ids_of_path(str(Path(path).expanduser().resolve()))
+        return self.catalog.embedding_of(ids[0], self.encoder.model_id) if ids else None
+
+    # -- writing (the indexer's side) -----------------------------------------------------------------
+    def add_files(self, files: list[IndexedFile]) -> None:
+        """Commit embedded files in one transaction, then bring the vector index up to date."""
+        if files:
+            self.catalog.commit_indexed(files, self.encoder.model_id)
+            self.vectors.catch_up(self.catalog)
+
+    def remove_files(self, paths: list[str]) -> int:
+        removed = self.catalog.delete_files(paths)
+        self.vectors.catch_up(self.catalog)
+        return removed
+
+    def move_file(self, old_path: str, new_path: str, mtime: float) -> None:
+        self.catalog.move_file(old_path, new_path, mtime)
+        self.vectors.catch_up(self.catalog)  # drops a file the move replaced
+
+    def record_failure(self, path: str, kind: str, size: int, mtime: float, error: str) -> None:
+        self.catalog.record_failure(path, kind, size, mtime, error)
+        self.vectors.catch_up(self.catalog)
+
+    def flush(self, every_seconds: float = 0.0) -> None:
+        """Save the vector index (at most once per ``every_seconds``)."""
+        if self._vectors is not None and time.monotonic() - self._last_save >= every_seconds:
+            self._vectors.save()
+            self._last_save = time.monotonic()
+
+    def close(self) -> None:
+        self.flush()
+        self.catalog.close()

@@ -1,0 +1,75 @@
+"""Model names -> encoders. The CLI and GUI only ever see names.
+
+A model spec is one of:
+  ``starter``                      the offline ConSE starter model (not CLIP)
+  ``shapes-vit-tiny``              the trained shapes-world test model in assets/
+  ``ViT-B-32`` / ``ViT-B-32:TAG``  an open_clip architecture with a pretrained tag
+  ``ViT-B-32:/path/weights.pt``    an open_clip architecture with a local checkpoint
+  ``/path/to/folder``              a folder with open_clip_config.json + weights
+  ``hf-hub:org/repo``              an open_clip model on the Hugging Face hub
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from clifs.models.base import Encoder, ModelUnavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
+FALLBACK_MODEL = "starter"
+
+# name -> "module:function"; imported only when used, so `clifs list` never imports torch models.
+_BACKENDS: dict[str, str] = {
+    "starter": "clifs.models.starter:load",
+    "shapes-vit-tiny": "clifs.models.testmodel:load",
+}
+
+
+def register(name: str, target: str) -> None:
+    """Register a backend by name: ``target`` is "package.module:factory", factory(device) -> Encoder."""
+    _BACKENDS[name] = target
+
+
+def backend_names() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def _factory(target: str) -> Callable[..., Encoder]:
+    module, func = target.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def load_encoder(spec: str, device: str = "auto") -> Encoder:
+    """Build the encoder for ``spec``; raises ModelUnavailable with a readable reason."""
+    if spec in _BACKENDS:
+        return _factory(_BACKENDS[spec])(device=device)
+    from clifs.models import openclip
+
+    return openclip.load(spec, device=device)
+
+
+@dataclass
+class LoadedModel:
+    encoder: Encoder
+    #: Why the requested model was not used, when clifs fell back to the starter model.
+    fallback_reason: str | None = None
+
+
+def load_model(spec: str | None, device: str = "auto") -> LoadedModel:
+    """Load ``spec``; with no spec, the default CLIP model, falling back to the starter model.
+
+    An explicit spec never falls back: its failure is the caller's to report.
+    """
+    if spec:
+        return LoadedModel(load_encoder(spec, device))
+    try:
+        return LoadedModel(load_encoder(DEFAULT_MODEL, device))
+    except ModelUnavailable as exc:
+        reason = f"{exc} Using the offline starter model ({FALLBACK_MODEL}) instead."
+        log.warning(reason)
+        return LoadedModel(load_encoder(FALLBACK_MODEL, device), fallback_reason=reason)

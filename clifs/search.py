@@ -1,0 +1,176 @@
+"""What happens when you type a query.
+
+1. The query becomes one vector: the text embedding (cached), the image
+   embedding (from the catalog when the file is indexed, else encoded), or a
+   weighted sum of both; a negative text is subtracted. Renormalised.
+2. Filters (folder, kind, dates) become a set of allowed item ids, and FAISS
+   searches among those only, so a narrow filter still fills the page.
+3. Video frames collapse to one hit per video at its best moment; the next
+   best moments of the same video ride along.
+4. Cut-offs: an absolute floor on the cosine and a margin below the best hit.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from clifs.catalog import Catalog, ItemInfo
+from clifs.media import open_image
+from clifs.models.base import Encoder, normalise
+from clifs.vectors import VectorIndex
+
+
+@dataclass
+class Moment:
+    timestamp: float
+    score: float
+    item_id: int
+
+
+@dataclass
+class Hit:
+    path: str
+    score: float
+    kind: str  # "image" | "video"
+    item_id: int
+    timestamp: float | None = None  # seconds, for a video moment
+    moments: list[Moment] = field(default_factory=list)  # other good moments of the same video, best first
+    size: int = 0
+    mtime: float = 0.0
+    width: int | None = None
+    height: int | None = None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["score"] = round(float(self.score), 6)
+        out["moments"] = [{"timestamp": m.timestamp, "score": round(float(m.score), 6)} for m in self.moments]
+        if self.timestamp is None:
+            out.pop("timestamp")
+            out.pop("moments")
+        return out
+
+
+@dataclass
+class Query:
+    text: str | None = None
+    image: str | Path | Image.Image | None = None
+    negative: str | None = None  # "beach -people": push away from this text
+    image_weight: float = 0.5  # share of the image when text and image are combined
+    top: int = 20
+    folder: str | None = None
+    kind: str | None = None  # "image" | "video"
+    modified_after: float | None = None
+    modified_before: float | None = None
+    min_score: float | None = None  # absolute floor on the cosine
+    max_below_best: float | None = None  # drop hits more than this below the best score
+    moments_per_video: int = 5
+
+    def is_empty(self) -> bool:
+        return not (self.text and self.text.strip()) and self.image is None
+
+
+class Searcher:
+    """Turns a Query into Hits over one model's vectors."""
+
+    def __init__(self, catalog: Catalog, vectors: VectorIndex, encoder: Encoder, max_image_pixels: int = 120_000_000):
+        self.catalog = catalog
+        self.vectors = vectors
+        self.encoder = encoder
+        self.max_image_pixels = max_image_pixels
+        self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    def text_vector(self, text: str) -> np.ndarray:
+        key = text.strip()
+        if key in self._text_cache:
+            self._text_cache.move_to_end(key)
+            return self._text_cache[key]
+        vec = self.encoder.encode_texts([key])[0]
+        self._text_cache[key] = vec
+        if len(self._text_cache) > 256:
+            self._text_cache.popitem(last=False)
+        return vec
+
+    def image_vector(self, image: str | Path | Image.Image) -> np.ndarray:
+        if isinstance(image, Image.Image):
+            return self.encoder.encode_pil([image.convert("RGB")])[0]
+        path = str(Path(image).expanduser().resolve())
+        ids = self.catalog.item_ids_of_path(path)
+        if ids:
+            stored = self.catalog.embedding_of(ids[0], self.encoder.model_id)
+            if stored is not None:
+                return normalise(stored)
+        return self.encoder.encode_pil([open_image(path, self.max_image_pixels)])[0]
+
+    def query_vector(self, query: Query) -> np.ndarray:
+        parts = []
+        if query.text and query.text.strip():
+            parts.append((1.0 - query.image_weight if query.image is not None else 1.0, self.text_vector(query.text)))
+        if query.image is not None:
+            parts.append((query.image_weight if parts else 1.0, self.image_vector(query.image)))
+        vec = sum(w * v for w, v in parts)
+        if query.negative and query.negative.strip():
+            vec = normalise(vec) - 0.5 * self.text_vector(query.negative)
+        return normalise(vec)
+
+    def search(self, query: Query) -> list[Hit]:
+        if query.is_empty():
+            return []
+        vec = self.query_vector(query)
+        allowed = None
+        if query.folder or query.kind or query.modified_after is not None or query.modified_before is not None:
+            folder = str(Path(query.folder).expanduser().resolve()) if query.folder else None
+            allowed = self.catalog.item_ids_matching(folder, query.kind, query.modified_after, query.modified_before)
+        hits = self._collapsed(vec, query, allowed)
+        return _apply_cutoffs(hits, query)
+
+    def _collapsed(self, vec: np.ndarray, query: Query, allowed: np.ndarray | None) -> list[Hit]:
+        """Search deep enough that, after folding frames into videos, ``top`` files remain."""
+        k = query.top * 4 + 16
+        while True:
+            scores, ids = self.vectors.search(vec, k, allowed)
+            hits = _group_by_file(scores, ids, self.catalog.item_infos(ids.tolist()), query.moments_per_video)
+            exhausted = len(ids) < k
+            if len(hits) >= query.top or exhausted:
+                return hits[: query.top]
+            k *= 4
+
+
+def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInfo], moments: int) -> list[Hit]:
+    by_path: dict[str, Hit] = {}
+    for score, item_id in zip(scores.tolist(), ids.tolist()):
+        info = infos.get(item_id)
+        if info is None:  # removed between the vector search and the lookup
+            continue
+        hit = by_path.get(info.path)
+        if hit is None:
+            by_path[info.path] = Hit(
+                path=info.path,
+                score=score,
+                kind=info.kind,
+                item_id=item_id,
+                timestamp=info.timestamp,
+                size=info.size,
+                mtime=info.mtime,
+                width=info.width,
+                height=info.height,
+            )
+        elif info.timestamp is not None and len(hit.moments) < moments:
+            hit.moments.append(Moment(info.timestamp, score, item_id))
+    return list(by_path.values())  # insertion order is best-first
+
+
+def _apply_cutoffs(hits: list[Hit], query: Query) -> list[Hit]:
+    if not hits:
+        return hits
+    best = hits[0].score
+    return [
+        h
+        for h in hits
+        if (query.min_score is None or h.score >= query.min_score)
+        and (query.max_below_best is None or h.score >= best - query.max_below_best)
+    ]

@@ -1,0 +1,173 @@
+"""The vector index: a FAISS cache of one model's embeddings, rebuildable from the catalog.
+
+Exact inner-product search (``IndexIDMap2`` over ``IndexFlatIP``) for personal
+libraries; past ``ANN_THRESHOLD`` vectors an IVF index with 8-bit scalar
+quantisation (removal supported, a quarter of the memory) chosen automatically.
+Ids are catalog item ids. The file holds the catalog generation it reflects, in
+the same file as the index, written atomically; a stale file is patched from the
+catalog, a broken one rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import struct
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from clifs.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+ANN_THRESHOLD = 200_000
+_MAGIC = b"CLIFSVEC1"
+
+
+def _file_name(model_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)[:150] + ".faiss"
+
+
+def _new_flat(dim: int) -> faiss.Index:
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
+    nlist = max(64, int(4 * math.sqrt(n_total)))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+    index.train(train)
+    index.nprobe = max(8, nlist // 32)
+    return index
+
+
+class VectorIndex:
+    def __init__(self, directory: Path, model_id: str, dim: int):
+        self.path = Path(directory) / _file_name(model_id)
+        self.model_id = model_id
+        self.dim = dim
+        self.index: faiss.Index = _new_flat(dim)
+        self.generation = 0
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    @property
+    def is_ann(self) -> bool:
+        return isinstance(self.index, faiss.IndexIVF)
+
+    # -- keeping it in step with the catalog ---------------------------------------------------
+    def sync(self, catalog: Catalog) -> str:
+        """Load from disk and bring up to the catalog's generation. Returns what it did."""
+        if self._load() and self.generation <= catalog.generation():
+            return "patched" if self.catch_up(catalog) else "loaded"
+        self.rebuild(catalog)
+        return "rebuilt"
+
+    def catch_up(self, catalog: Catalog) -> bool:
+        """Apply every catalog change made since this index's generation, by any process.
+
+        The target generation is read before patching; anything committed meanwhile is
+        applied again next time, which is harmless because a patch removes before it adds.
+        """
+        target = catalog.generation()
+        if target == self.generation:
+            return False
+        if target < self.generation:  # the catalog went back (restored from a backup)
+            self.rebuild(catalog)
+            return True
+        self._patch(catalog, self.generation)
+        self.generation = target
+        return True
+
+    def rebuild(self, catalog: Catalog) -> None:
+        generation = catalog.generation()
+        chunks = list(catalog.iter_embeddings(self.model_id, self.dim))
+        n = sum(len(ids) for ids, _ in chunks)
+        if n > ANN_THRESHOLD:
+            sample = np.concatenate([v for _, v in chunks])[np.random.default_rng(0).permutation(n)[:100_000]]
+            self.index = _new_ivf(self.dim, sample, n)
+        else:
+            self.index = _new_flat(self.dim)
+        for ids, vectors in chunks:
+            self.index.add_with_ids(vectors, ids)
+        self.generation = generation
+        log.info("vector index rebuilt: %d vectors (%s)", n, "IVF-SQ8" if self.is_ann else "exact")
+
+    def _patch(self, catalog: Catalog, since: int) -> None:
+        self.remove(catalog.tombstones_since(since))
+        for ids, vectors in catalog.iter_embeddings(self.model_id, self.dim, since_generation=since):
+            self.remove(ids)  # a re-embedded item replaces its old vector
+            self.index.add_with_ids(vectors, ids)
+
+    # -- live updates ---------------------------------------------------------------------------
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(ids, dtype=np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        if len(ids):
+            self.index.remove_ids(np.asarray(ids, dtype=np.int64))
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the ids searched (filters)."""
+        if len(self) == 0 or k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        q = np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32)
+        params = None
+        if allowed is not None:
+            if len(allowed) == 0:
+                return np.zeros(0, np.float32), np.zeros(0, np.int64)
+            selector = faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64))
+            if self.is_ann:
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self.index.nprobe)
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            k = min(k, len(allowed))
+        k = min(k, len(self))
+        scores, ids = self.index.search(q, k, params=params)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write header + index to a temp file, fsync, rename: a reader sees the old or the new file."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        header = json.dumps({"model_id": self.model_id, "dim": self.dim, "generation": self.generation}).encode()
+        body = faiss.serialize_index(self.index)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as f:
+            f.write(_MAGIC + struct.pack("<I", len(header)) + header)
+            f.write(body.tobytes())
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def _load(self) -> bool:
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
+            return False
+        try:
+            if not data.startswith(_MAGIC):
+                raise ValueError("bad magic")
+            (hlen,) = struct.unpack_from("<I", data, len(_MAGIC))
+            start = len(_MAGIC) + 4
+            header = json.loads(data[start : start + hlen])
+            if header["model_id"] != self.model_id or header["dim"] != self.dim:
+                raise ValueError("different model")
+            self.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + hlen))
+            self.generation = int(header["generation"])
+            return True
+        except Exception as exc:  # any damage means: rebuild from the catalog
+            log.warning("vector index %s unusable (%s); rebuilding from the catalog", self.path, exc)
+            self.index = _new_flat(self.dim)
+            return False

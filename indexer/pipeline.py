@@ -1,0 +1,242 @@
+"""decode pool -> batched encode -> commit.
+
+Decoding (PIL with JPEG draft, OpenCV for video) runs in a thread pool a few
+batches ahead of the model, so the model never waits; each batch of files is
+committed with its embeddings in one SQLite transaction. A file whose content
+hash matches a file that vanished in the same scan is a move: its row follows
+it and its vectors are reused, nothing is encoded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import torch
+
+from clifs.catalog import IndexedFile, NewItem
+from clifs.library import Library
+from clifs.media import MediaError, content_hash, image_size, open_image
+from indexer.scan import DiskFile, ScanResult, diff, walk
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IndexReport:
+    added: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    items: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped: bool = False
+
+    @property
+    def indexed(self) -> int:
+        return self.added
+
+
+@dataclass
+class _Decoded:
+    file: DiskFile
+    content_hash: str
+    tensors: list[torch.Tensor]
+    timestamps: list[float | None]
+    width: int | None = None
+    height: int | None = None
+    duration: float | None = None
+
+
+@dataclass
+class _Failed:
+    file: DiskFile
+    reason: str
+
+
+ProgressFn = Callable[[DiskFile, str | None], None]  # (file, error or None) after each file
+
+
+class Pipeline:
+    def __init__(
+        self,
+        library: Library,
+        *,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        on_file: ProgressFn | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ):
+        self.library = library
+        self.encoder = library.encoder
+        self.batch_size = batch_size or library.settings.batch_size
+        self.workers = workers or library.settings.decode_workers
+        self.on_file = on_file or (lambda f, err: None)
+        self.should_stop = should_stop or (lambda: False)
+
+    # -- scanning ---------------------------------------------------------------------------------
+    def scan(self, roots: Iterable[str]) -> ScanResult:
+        total = ScanResult()
+        for root in roots:
+            part = diff(walk(root, self.library.settings.excludes), self.library.catalog.file_states_under(root))
+            total.to_index += part.to_index
+            total.unchanged += part.unchanged
+            total.deleted += part.deleted
+        return total
+
+    def index_folders(self, roots: Iterable[str], scan: ScanResult | None = None) -> IndexReport:
+        """Bring the catalog in line with the folders: index new/changed, move, delete.
+
+        ``scan`` is a fresh ``self.scan(roots)`` when the caller already made one (to size a progress bar).
+        """
+        started = time.monotonic()
+        scan = scan or self.scan(os.path.abspath(r) for r in roots)
+        report = IndexReport(unchanged=scan.unchanged)
+        to_encode = self._apply_moves(scan, report)
+        report.removed += self.library.remove_files(scan.deleted)
+        self.index_files(to_encode, report)
+        self.library.flush()
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _apply_moves(self, scan: ScanResult, report: IndexReport) -> list[DiskFile]:
+        """Files whose content matches a vanished file are moves; the rest need encoding."""
+        vanished = set(scan.deleted)
+        if not vanished:
+            return scan.to_index
+        remaining = []
+        for f in scan.to_index:
+            old = self._moved_from(f, vanished)
+            if old is None:
+                remaining.append(f)
+                continue
+            self.library.move_file(old, f.path, f.mtime)
+            vanished.discard(old)
+            report.moved += 1
+            self.on_file(f, None)
+        scan.deleted = [p for p in scan.deleted if p in vanished]
+        return remaining
+
+    def _moved_from(self, f: DiskFile, vanished: set[str]) -> str | None:
+        if f.problem:
+            return None
+        try:
+            h = content_hash(f.path, f.size)
+        except OSError:
+            return None
+        return next((p for p in self.library.catalog.files_with_hash(h) if p in vanished), None)
+
+    # -- decode -> encode -> commit ---------------------------------------------------------------
+    def index_files(self, files: list[DiskFile], report: IndexReport | None = None) -> IndexReport:
+        report = report or IndexReport()
+        pending: list[_Decoded] = []
+        pending_items = 0
+        for result in self._decoded(files):
+            if isinstance(result, _Failed):
+                self.library.record_failure(
+                    result.file.path, result.file.kind, result.file.size, result.file.mtime, result.reason
+                )
+                report.failed.append((result.file.path, result.reason))
+                self.on_file(result.file, result.reason)
+                continue
+            pending.append(result)
+            pending_items += len(result.tensors)
+            if pending_items >= self.batch_size:
+                self._commit(pending, report)
+                pending, pending_items = [], 0
+            if self.should_stop():
+                report.stopped = True
+                return report  # the uncommitted batch is dropped: it is re-found next scan
+        self._commit(pending, report)
+        return report
+
+    def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | _Failed]:
+        """Decode in a thread pool, in order, keeping a bounded number of files in flight."""
+        ahead = max(2 * self.batch_size, 4 * self.workers)
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode") as pool:
+            queue: deque[Future] = deque()
+            it = iter(files)
+            for f in it:
+                queue.append(pool.submit(self._decode, f))
+                if len(queue) >= ahead:
+                    break
+            while queue:
+                result = queue.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    queue.append(pool.submit(self._decode, nxt))
+                yield result
+                if self.should_stop():
+                    for fut in queue:
+                        fut.cancel()
+                    return
+
+    def _decode(self, f: DiskFile) -> _Decoded | _Failed:
+        if f.problem:
+            return _Failed(f, f.problem)
+        try:
+            h = content_hash(f.path, f.size)
+            if f.kind == "video":
+                from clifs.video import sample_frames
+
+                video = sample_frames(f.path)
+                return _Decoded(
+                    f,
+                    h,
+                    [self.encoder.preprocess(im) for _, im in video.frames],
+                    [t for t, _ in video.frames],
+                    video.width,
+                    video.height,
+                    video.duration,
+                )
+            image = open_image(f.path, self.library.settings.max_image_pixels)
+            full = image_size(f.path) or image.size
+            return _Decoded(f, h, [self.encoder.preprocess(image)], [None], full[0], full[1])
+        except MediaError as exc:
+            return _Failed(f, str(exc))
+        except FileNotFoundError:
+            return _Failed(f, "file disappeared before it could be read")
+        except OSError as exc:
+            return _Failed(f, f"cannot read file: {exc.strerror or exc}")
+        except Exception as exc:  # a decoder bug on one file must not stop the run
+            log.exception("unexpected error decoding %s", f.path)
+            return _Failed(f, f"unexpected error: {type(exc).__name__}: {exc}")
+
+    def _commit(self, pending: list[_Decoded], report: IndexReport) -> None:
+        if not pending:
+            return
+        tensors = [t for d in pending for t in d.tensors]
+        vectors = []
+        for start in range(0, len(tensors), self.batch_size):
+            vectors.append(self.encoder.encode_images(torch.stack(tensors[start : start + self.batch_size])))
+        flat = [v for chunk in vectors for v in chunk]
+        files, cursor = [], 0
+        for d in pending:
+            n = len(d.tensors)
+            items = [NewItem(ts, flat[cursor + i]) for i, ts in enumerate(d.timestamps)]
+            cursor += n
+            files.append(
+                IndexedFile(
+                    d.file.path,
+                    d.file.kind,
+                    d.file.size,
+                    d.file.mtime,
+                    d.content_hash,
+                    items,
+                    d.width,
+                    d.height,
+                    d.duration,
+                )
+            )
+        self.library.add_files(files)
+        self.library.flush(every_seconds=30.0)
+        report.added += len(files)
+        report.items += len(flat)
+        for d in pending:
+            self.on_file(d.file, None)

@@ -373,6 +373,18 @@ class Catalog:
                 yield ids, blob_to_vectors([r[1] for r in rows], dim)
                 last = int(ids[-1])
 
+    def count_embeddings(self, model_id: str) -> int:
+        with self.session() as s:
+            return s.execute(select(func.count()).where(Embedding.model_id == model_id)).scalar_one()
+
+    def sample_embeddings(self, model_id: str, dim: int, n: int) -> np.ndarray:
+        """Up to ``n`` embeddings chosen at random (to train an ANN index)."""
+        with self.session() as s:
+            blobs = s.scalars(
+                select(Embedding.vector).where(Embedding.model_id == model_id).order_by(func.random()).limit(n)
+            ).all()
+        return blob_to_vectors(list(blobs), dim)
+
     def tombstones_since(self, generation: int) -> np.ndarray:
         with self.session() as s:
             ids = s.scalars(select(Tombstone.item_id).where(Tombstone.generation > generation))

@@ -100,8 +100,8 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
                 return _to_rgb(upright)
     except MediaError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise MediaError(f"decompression bomb refused: {exc}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaError(f"image too large: refused as a possible decompression bomb (limit {max_pixels} pixels)") from None
     except UnidentifiedImageError:
         raise MediaError("not an image PIL can read (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

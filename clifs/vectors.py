@@ -16,6 +16,7 @@ import math
 import os
 import re
 import struct
+import threading
 from pathlib import Path
 
 import faiss
@@ -38,13 +39,13 @@ def _new_flat(dim: int) -> faiss.Index:
 
 
 def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
-    nlist = max(64, int(4 * math.sqrt(n_total)))
+    nlist = int(4 * math.sqrt(n_total))
     quantizer = faiss.IndexFlatIP(dim)
     index = faiss.IndexIVFScalarQuantizer(
         quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     index.train(train)
-    index.nprobe = max(8, nlist // 32)
+    index.nprobe = max(16, nlist // 16)
     return index
 
 
@@ -88,15 +89,14 @@ class VectorIndex:
         return True
 
     def rebuild(self, catalog: Catalog) -> None:
+        """Build from the catalog, streaming chunks so a million vectors never sit in memory twice."""
         generation = catalog.generation()
-        chunks = list(catalog.iter_embeddings(self.model_id, self.dim))
-        n = sum(len(ids) for ids, _ in chunks)
+        n = catalog.count_embeddings(self.model_id)
         if n > ANN_THRESHOLD:
-            sample = np.concatenate([v for _, v in chunks])[np.random.default_rng(0).permutation(n)[:100_000]]
-            self.index = _new_ivf(self.dim, sample, n)
+            self.index = _new_ivf(self.dim, catalog.sample_embeddings(self.model_id, self.dim, 100_000), n)
         else:
             self.index = _new_flat(self.dim)
-        for ids, vectors in chunks:
+        for ids, vectors in catalog.iter_embeddings(self.model_id, self.dim):
             self.index.add_with_ids(vectors, ids)
         self.generation = generation
         log.info("vector index rebuilt: %d vectors (%s)", n, "IVF-SQ8" if self.is_ann else "exact")
@@ -143,7 +143,8 @@ class VectorIndex:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         header = json.dumps({"model_id": self.model_id, "dim": self.dim, "generation": self.generation}).encode()
         body = faiss.serialize_index(self.index)
-        tmp = self.path.with_suffix(".tmp")
+        # A temp name of its own: a searching process may save its patched copy while the indexer saves.
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
         with open(tmp, "wb") as f:
             f.write(_MAGIC + struct.pack("<I", len(header)) + header)
             f.write(body.tobytes())

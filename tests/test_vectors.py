@@ -1,0 +1,119 @@
+"""The FAISS cache follows the catalog: saved with its generation, patched when stale, rebuilt when broken."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clifs.catalog import Catalog, IndexedFile, NewItem
+from clifs.models.base import normalise
+from clifs.vectors import VectorIndex
+
+DIM = 8
+MODEL = "test:model"
+
+
+def _file(path: str, n_items: int, rng: np.random.Generator, video: bool = False) -> IndexedFile:
+    items = [NewItem(float(i) if video else None, normalise(rng.normal(size=DIM))) for i in range(n_items)]
+    return IndexedFile(path, "video" if video else "image", 10, 1.0, f"hash-{path}", items)
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = Catalog(tmp_path / "catalog.sqlite3")
+    yield cat
+    cat.close()
+
+
+def _ids(index: VectorIndex) -> set[int]:
+    import faiss
+
+    return set(faiss.vector_to_array(index.index.id_map).tolist())
+
+
+def _catalog_ids(catalog: Catalog) -> set[int]:
+    return {i for f, _ in catalog.list_files() for i in catalog.item_ids_of_path(f.path)}
+
+
+def test_stale_index_is_patched_from_generations_and_tombstones(tmp_path, catalog):
+    rng = np.random.default_rng(0)
+    catalog.commit_indexed([_file(f"/p/{i}.jpg", 1, rng) for i in range(5)], MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    assert index.sync(catalog) == "rebuilt"
+    index.save()
+    saved_generation = index.generation
+
+    # Changes the saved file does not know about: an add, a delete, a replacement.
+    catalog.commit_indexed([_file("/p/new.mp4", 3, rng, video=True)], MODEL)
+    catalog.delete_files(["/p/0.jpg"])
+    catalog.commit_indexed([_file("/p/1.jpg", 1, rng)], MODEL)
+
+    reopened = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    assert reopened.sync(catalog) == "patched"
+    assert reopened.generation == catalog.generation() > saved_generation
+    assert _ids(reopened) == _catalog_ids(catalog)
+    assert len(reopened) == 4 + 3
+
+
+def test_broken_or_foreign_file_is_rebuilt(tmp_path, catalog):
+    rng = np.random.default_rng(1)
+    catalog.commit_indexed([_file(f"/p/{i}.jpg", 1, rng) for i in range(3)], MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    index.sync(catalog)
+    index.save()
+    index.path.write_bytes(index.path.read_bytes()[:40])  # torn write
+    again = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    assert again.sync(catalog) == "rebuilt"
+    assert _ids(again) == _catalog_ids(catalog)
+
+
+def test_index_ahead_of_catalog_is_rebuilt(tmp_path, catalog):
+    rng = np.random.default_rng(2)
+    catalog.commit_indexed([_file("/p/a.jpg", 1, rng)], MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    index.sync(catalog)
+    index.generation += 10  # as if the catalog had been restored from an older backup
+    index.save()
+    assert VectorIndex(tmp_path / "vec", MODEL, DIM).sync(catalog) == "rebuilt"
+
+
+def test_search_with_allowed_ids_and_exact_scores(tmp_path, catalog):
+    rng = np.random.default_rng(3)
+    catalog.commit_indexed([_file(f"/p/{i}.jpg", 1, rng) for i in range(50)], MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    index.sync(catalog)
+    ids = sorted(_catalog_ids(catalog))
+    query = catalog.embedding_of(ids[7], MODEL)
+    scores, found = index.search(query, 3)
+    assert found[0] == ids[7] and scores[0] == pytest.approx(1.0, abs=2e-3)  # float16 storage
+    allowed = np.array(ids[20:25])
+    scores, found = index.search(query, 10, allowed)
+    assert set(found.tolist()) == set(allowed.tolist())
+    assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
+    import clifs.vectors
+
+    monkeypatch.setattr(clifs.vectors, "ANN_THRESHOLD", 1000)
+    rng = np.random.default_rng(4)
+    centres = normalise(rng.normal(size=(20, DIM)))
+    files = [
+        IndexedFile(f"/p/{i}.jpg", "image", 1, 1.0, None, [NewItem(None, normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))])
+        for i in range(3000)
+    ]
+    catalog.commit_indexed(files, MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    index.sync(catalog)
+    assert index.is_ann
+    exact = VectorIndex(tmp_path / "exact", MODEL, DIM)
+    monkeypatch.setattr(clifs.vectors, "ANN_THRESHOLD", 10**9)
+    exact.rebuild(catalog)
+    recalls = []
+    for q in normalise(rng.normal(size=(20, DIM))):
+        truth = set(exact.search(q, 10)[1].tolist())
+        recalls.append(len(truth & set(index.search(q, 10)[1].tolist())) / 10)
+    assert np.mean(recalls) >= 0.9
+    removed = next(iter(_catalog_ids(catalog)))
+    index.remove(np.array([removed]))
+    assert len(index) == 2999

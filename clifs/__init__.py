@@ -1,0 +1,26 @@
+"""clifs: find your own photos and video moments by meaning.
+
+    from clifs import Library
+    lib = Library()                       # $CLIFS_HOME or the platform data dir
+    for hit in lib.search(text="a dog on a beach", top=5):
+        print(hit.score, hit.path, hit.timestamp)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clifs.library import Library
+    from clifs.search import Hit, Moment, Query
+
+__all__ = ["Library", "Hit", "Moment", "Query"]
+_EXPORTS = {"Library": "clifs.library", "Hit": "clifs.search", "Moment": "clifs.search", "Query": "clifs.search"}
+
+
+def __getattr__(name: str):
+    # Lazy, so `clifs list` and `clifs --help` do not pay for torch and FAISS.
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'clifs' has no attribute {name!r}")

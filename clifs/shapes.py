@@ -58,9 +58,17 @@ class Scene:
         return out
 
 
+_UNIT_CIRCLE = [(math.cos(t), math.sin(t)) for t in np.linspace(0, 2 * math.pi, 48, endpoint=False)]
+
+
+def _pick(rng: np.random.Generator, options: tuple | list):
+    """rng.choice without its per-call array conversion (scene generation is on the training hot path)."""
+    return options[int(rng.integers(len(options)))]
+
+
 def _shape_polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[float, float]]:
     if shape == "circle":
-        pts = [(math.cos(t), math.sin(t)) for t in np.linspace(0, 2 * math.pi, 48, endpoint=False)]
+        pts = _UNIT_CIRCLE
     elif shape == "square":
         s = 0.82
         pts = [(-s, -s), (s, -s), (s, s), (-s, s)]
@@ -128,10 +136,8 @@ def _caption(rng: np.random.Generator, objects: list[ShapeObject], background: s
     names = [_with_article(o.name) for o in objects]
     rng.shuffle(names)
     if not names:
-        return str(
-            rng.choice(
-                [f"an empty {background} background", "a background with no shapes", f"a {background} background"]
-            )
+        return _pick(
+            rng, [f"an empty {background} background", "a background with no shapes", f"a {background} background"]
         )
     if len(names) == 1:
         listed = names[0]
@@ -168,8 +174,8 @@ def render_scene(
     colours = colours or tuple(COLOURS)
     shapes = shapes or SHAPES
     if n_objects is None:
-        n_objects = int(rng.choice([0, 1, 1, 1, 2, 2, 3]))
-    background = str(rng.choice(BACKGROUNDS))
+        n_objects = _pick(rng, (0, 1, 1, 1, 2, 2, 3))
+    background = _pick(rng, BACKGROUNDS)
     canvas = Image.fromarray(_background(rng, background, size))
     draw = ImageDraw.Draw(canvas)
     objects: list[ShapeObject] = []
@@ -180,9 +186,13 @@ def render_scene(
             r = diameter / 2
             cx = rng.uniform(r + 1, size - r - 1)
             cy = rng.uniform(r + 1, size - r - 1)
-            shape = str(rng.choice(shapes))
+            shape = _pick(rng, shapes)
             angle = rng.uniform(-0.3, 0.3)
             poly = _shape_polygon(shape, cx, cy, r, angle)
+            xs_f, ys_f = [p[0] for p in poly], [p[1] for p in poly]
+            rough = (int(min(xs_f)), int(min(ys_f)), int(max(xs_f) - min(xs_f)) + 2, int(max(ys_f) - min(ys_f)) + 2)
+            if any(_boxes_overlap(rough, o.box, gap=2) for o in objects):
+                continue  # rejected before rasterising
             mask_img = Image.new("L", (size, size), 0)
             ImageDraw.Draw(mask_img).polygon(poly, fill=255)
             mask = np.asarray(mask_img) > 0
@@ -190,9 +200,7 @@ def render_scene(
             if len(xs) == 0:
                 continue
             box = (int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
-            if any(_boxes_overlap(box, o.box, gap=2) for o in objects):
-                continue
-            colour = str(rng.choice(colours))
+            colour = _pick(rng, colours)
             jitter = rng.integers(-15, 16, size=3)
             fill = tuple(int(np.clip(c + j, 0, 255)) for c, j in zip(COLOURS[colour], jitter))
             draw.polygon(poly, fill=fill)

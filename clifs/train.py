@@ -1,6 +1,6 @@
 """Train the shapes-world test model with the CLIP contrastive loss.
 
-    python -m clifs.train --steps 6000 --out assets/models/shapes-vit-tiny.safetensors
+    python -m clifs.train --steps 2500 --out assets/models/shapes-vit-tiny.safetensors
 
 Deterministic for a given seed and thread count. Scenes are drawn from seeds
 below ``HELD_OUT_SEED_BASE`` only, so evaluations on higher seeds are held out.
@@ -14,7 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +48,20 @@ def _batch(rng: np.random.Generator, size: int, batch: int, hard: bool) -> tuple
         images.append(np.asarray(scene.image))
         captions.append(scene.caption)
     return np.stack(images), captions
+
+
+def _prefetched(rng: np.random.Generator, size: int, batch: int, steps: int) -> Iterator[tuple[np.ndarray, list[str]]]:
+    """Batches drawn in a background thread (the generator is the only user of ``rng``, so
+    the stream is the same as drawing them inline), overlapping scene drawing with training."""
+    ready: queue.Queue = queue.Queue(maxsize=3)
+
+    def produce() -> None:
+        for step in range(steps):
+            ready.put(_batch(rng, size, batch, hard=step % 2 == 1))
+
+    threading.Thread(target=produce, daemon=True).start()
+    for _ in range(steps):
+        yield ready.get()
 
 
 def _to_tensor(images: np.ndarray, mean: tuple, std: tuple) -> torch.Tensor:
@@ -78,11 +95,11 @@ def train(steps: int, batch: int, lr: float, seed: int, out: Path, log_every: in
             (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
         ),
     )
-    rng = np.random.default_rng(seed)
     model.train()
     started = time.time()
+    batches = _prefetched(np.random.default_rng(seed), size, batch, steps)
     for step in range(steps):
-        images, captions = _batch(rng, size, batch, hard=step % 2 == 1)
+        images, captions = next(batches)
         x = _to_tensor(images, mean, std)
         tokens = tokenizer(captions)
         out_dict = model(x, tokens)
@@ -118,7 +135,7 @@ def save(model: torch.nn.Module, out: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--steps", type=int, default=2500)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -96,6 +96,36 @@ def _resolve(spec: str) -> tuple[str, str | None, Path | None]:
     return arch, source, None
 
 
+def _cached_hf_weights(hf_hub: str) -> Path | None:
+    """The weights for an open_clip ``hf_hub`` entry if already in the local cache (no network)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    repo, filename = os.path.split(hf_hub)
+    filename = filename or "open_clip_pytorch_model.bin"
+    for name in (filename.replace(".bin", ".safetensors"), filename):
+        found = try_to_load_from_cache(repo, name)
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP check, so an offline machine fails in seconds instead of after the hub's retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return False
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
 def _fetch_pretrained(arch: str, tag: str) -> Path:
     """The cached weights file for (arch, tag), downloading it if the network allows."""
     import open_clip
@@ -105,10 +135,19 @@ def _fetch_pretrained(arch: str, tag: str) -> Path:
     if not cfg:
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise ModelUnavailable(f"{arch} has no pretrained tag {tag!r}; known tags: {tags}.")
+    where = cfg.get("hf_hub") or cfg.get("url") or "its source"
+    if cfg.get("hf_hub"):
+        cached = _cached_hf_weights(cfg["hf_hub"])
+        if cached is not None:
+            return cached
+        if not _hub_reachable():
+            raise ModelUnavailable(
+                f"CLIP weights for {arch} ({tag}) are not in the local cache and could not be downloaded "
+                f"from {where} (the model hub cannot be reached: offline?). {_HOW_TO_SUPPLY}"
+            )
     try:
         path = download_pretrained(cfg)
     except Exception as exc:  # network errors come in many types (OSError, hub errors, URLError)
-        where = cfg.get("hf_hub") or cfg.get("url") or "its source"
         first_line = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelUnavailable(
             f"CLIP weights for {arch} ({tag}) are not in the local cache and could not be downloaded "
@@ -119,9 +158,8 @@ def _fetch_pretrained(arch: str, tag: str) -> Path:
 
 class OpenClipEncoder(Encoder):
     def __init__(self, model: torch.nn.Module, tokenizer, model_id: str, display_name: str, device: str):
-        from open_clip.transform import PreprocessCfg, image_transform_v2
-
         from open_clip import get_model_preprocess_cfg
+        from open_clip.transform import PreprocessCfg, image_transform_v2
 
         self.model = model.eval().to(device)
         self.tokenizer = tokenizer
@@ -215,3 +253,12 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
     tokenizer = open_clip.get_tokenizer(name)
     label = display_name or f"CLIP {name}" + (f" ({tag})" if tag else "")
     return OpenClipEncoder(model, tokenizer, f"openclip:{name}:{weights_id}", label, device)
+
+
+def random_init(arch: str, device: str = "cpu") -> OpenClipEncoder:
+    """An architecture with random weights: same FLOPs as the real model, for benchmarks."""
+    import open_clip
+
+    register_shipped_configs()
+    model = open_clip.create_model(arch, pretrained=None, device="cpu")
+    return OpenClipEncoder(model, open_clip.get_tokenizer(arch), f"random:{arch}", f"random-weight {arch}", device)

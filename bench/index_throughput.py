@@ -1,0 +1,126 @@
+"""Indexing throughput: the whole pipeline vs the model alone, in the same process.
+
+    python bench/index_throughput.py [--model ViT-B-32] [--images 48] [--repeats 3] [--threads N]
+
+Generates 1920x1080 and 4000x3000 JPEGs (shapes-world scenes upscaled with
+sensor-like noise, so they compress like photos), then measures, medians over
+repeats:
+  * model alone: encode_images on pre-decoded, preprocessed tensors;
+  * pipeline:    Library + Pipeline.index_folders (scan, thread-pool decode with
+                 JPEG draft, batched encode, SQLite commit, FAISS update);
+  * naive loop:  open full-size -> preprocess -> encode one image at a time;
+  * decode only: a 12 MP JPEG decoded full-size + resized vs with draft().
+Random weights have the same FLOPs as the real ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from clifs.config import Settings
+from clifs.library import Library
+from clifs.media import open_image
+from clifs.models.openclip import random_init
+from clifs.shapes import iter_scenes
+from indexer.pipeline import Pipeline
+
+
+def make_jpegs(folder: Path, count: int, size: tuple[int, int]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, scene in enumerate(iter_scenes(7, count, 128)):
+        big = np.asarray(scene.image.resize(size, Image.BILINEAR), dtype=np.int16)
+        noisy = np.clip(big + rng.normal(0, 6, size=big.shape), 0, 255).astype(np.uint8)
+        path = folder / f"{size[0]}x{size[1]}_{i:03d}.jpg"
+        Image.fromarray(noisy).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def time_model_alone(encoder, paths: list[Path], batch: int) -> float:
+    tensors = [encoder.preprocess(open_image(p)) for p in paths]
+    start = time.perf_counter()
+    for i in range(0, len(tensors), batch):
+        encoder.encode_images(torch.stack(tensors[i : i + batch]))
+    return len(tensors) / (time.perf_counter() - start)
+
+
+def time_pipeline(encoder, folder: Path, batch: int, workers: int) -> float:
+    with tempfile.TemporaryDirectory() as home:
+        library = Library(Settings(home=Path(home)), encoder=encoder)
+        start = time.perf_counter()
+        report = Pipeline(library, batch_size=batch, workers=workers).index_folders([str(folder)])
+        elapsed = time.perf_counter() - start
+        library.close()
+    assert not report.failed, report.failed
+    return report.added / elapsed
+
+
+def time_naive(encoder, paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for p in paths:
+        with Image.open(p) as im:
+            encoder.encode_images(encoder.preprocess(im.convert("RGB")).unsqueeze(0))
+    return len(paths) / (time.perf_counter() - start)
+
+
+def time_decode(path: Path, repeats: int) -> tuple[float, float]:
+    def full() -> None:
+        with Image.open(path) as im:
+            im.convert("RGB").resize((298, 224), Image.BICUBIC)
+
+    def drafted() -> None:
+        open_image(path).resize((298, 224), Image.BICUBIC)
+
+    out = []
+    for fn in (full, drafted):
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        out.append(statistics.median(times) * 1000)
+    return out[0], out[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--images", type=int, default=48, help="images per resolution")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    encoder = random_init(args.model)
+    print(f"model {args.model} (random weights), torch threads {torch.get_num_threads()}, batch {args.batch}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in ((1920, 1080), (4000, 3000)):
+            folder = Path(tmp) / f"{size[0]}x{size[1]}"
+            paths = make_jpegs(folder, args.images, size)
+            alone, pipe, naive = [], [], []
+            for _ in range(args.repeats):
+                alone.append(time_model_alone(encoder, paths, args.batch))
+                pipe.append(time_pipeline(encoder, folder, args.batch, args.workers))
+                naive.append(time_naive(encoder, paths[: max(8, args.images // 4)]))
+            a, p, n = (statistics.median(x) for x in (alone, pipe, naive))
+            full_ms, draft_ms = time_decode(paths[0], 5)
+            print(
+                f"{size[0]}x{size[1]}: model alone {a:6.1f} img/s | pipeline {p:6.1f} img/s ({p / a:.2f}x) | "
+                f"naive loop {n:6.1f} img/s ({n / a:.2f}x) | decode+resize full {full_ms:.0f} ms, draft {draft_ms:.0f} ms"
+            )
+
+
+if __name__ == "__main__":
+    main()

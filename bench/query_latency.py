@@ -1,0 +1,119 @@
+"""Warm text-query latency end to end, and the ANN index's recall, at 10k / 100k / 1M items.
+
+    python bench/query_latency.py [--sizes 10000 100000 1000000] [--queries 50]
+
+For each size: a real catalog (SQLite) filled with clustered synthetic 512-d
+vectors, a Library with a random-weight ViT-B-32 text tower, and timed
+``Library.search(text=...)`` calls (tokenize, encode, FAISS search, metadata
+fetch): p50/p95 over the queries after one warm-up. Then recall@10 of the
+index the library picked at that size against exact search on the same
+vectors, and the process's RSS while searching while searching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import faiss
+import numpy as np
+from sqlalchemy import insert
+
+from clifs.catalog import Embedding, File, Item, Meta
+from clifs.config import Settings
+from clifs.library import Library
+from clifs.models.base import normalise
+from clifs.models.openclip import random_init
+
+DIM = 512
+QUERIES = ["a dog on a beach", "a red car", "birthday cake with candles", "mountains at sunset", "a cat asleep"]
+
+
+def fill_catalog(library: Library, n: int, model_id: str, rng: np.random.Generator, chunk: int = 50_000) -> np.ndarray:
+    """n one-item image files with clustered unit vectors; returns the cluster centres."""
+    centres = normalise(rng.normal(size=(max(16, n // 500), DIM)))
+    with library.catalog.engine.begin() as conn:
+        for start in range(0, n, chunk):
+            ids = range(start + 1, min(n, start + chunk) + 1)
+            conn.execute(
+                insert(File),
+                [
+                    {"id": i, "path": f"/bench/{i // 1000}/{i}.jpg", "size": 1000, "mtime": 0.0, "kind": "image", "status": "ok"}
+                    for i in ids
+                ],
+            )
+            conn.execute(insert(Item), [{"id": i, "file_id": i} for i in ids])
+            which = rng.integers(0, len(centres), size=len(ids))
+            vecs = normalise(centres[which] + 0.6 * rng.normal(size=(len(ids), DIM)) / np.sqrt(DIM) * 4).astype(np.float16)
+            conn.execute(
+                insert(Embedding),
+                [{"item_id": i, "model_id": model_id, "vector": v.tobytes(), "generation": 1} for i, v in zip(ids, vecs)],
+            )
+        conn.execute(Meta.__table__.update().where(Meta.key == "generation").values(value="1"))
+    return centres
+
+
+def recall_at_10(library: Library, centres: np.ndarray, rng: np.random.Generator, n_queries: int = 50) -> float:
+    exact = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
+    for ids, vecs in library.catalog.iter_embeddings(library.encoder.model_id, DIM):
+        exact.add_with_ids(vecs, ids)
+    queries = normalise(centres[rng.integers(0, len(centres), n_queries)] + 0.3 * rng.normal(size=(n_queries, DIM)) / np.sqrt(DIM) * 4)
+    hits = []
+    for q in queries:
+        truth = set(exact.search(q[None].astype(np.float32), 10)[1][0].tolist())
+        got = set(library.vectors.search(q, 10)[1].tolist())
+        hits.append(len(truth & got) / 10)
+    return float(np.mean(hits))
+
+
+def current_rss_gib() -> float:
+    """Resident memory now (not the lifetime peak, which includes model creation)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * resource.getpagesize() / 2**30
+
+
+def bench_size(n: int, encoder, n_queries: int) -> None:
+    rng = np.random.default_rng(n)
+    with tempfile.TemporaryDirectory() as home:
+        library = Library(Settings(home=Path(home)), encoder=encoder)
+        t = time.perf_counter()
+        centres = fill_catalog(library, n, encoder.model_id, rng)
+        fill_s = time.perf_counter() - t
+        t = time.perf_counter()
+        kind = "IVF-SQ8" if library.vectors.is_ann else "exact"
+        build_s = time.perf_counter() - t
+        library.search(text="warm up", top=10)
+        latencies = []
+        for i in range(n_queries):
+            query = f"{QUERIES[i % len(QUERIES)]} #{i}"  # distinct texts: no cache hits
+            t = time.perf_counter()
+            hits = library.search(text=query, top=10)
+            latencies.append((time.perf_counter() - t) * 1000)
+            assert len(hits) == 10
+        rss_gib = current_rss_gib()
+        recall = recall_at_10(library, centres, rng)
+        p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))
+        print(
+            f"{n:>9,} items | index {kind:7} built in {build_s:5.1f} s (catalog filled in {fill_s:5.1f} s) | "
+            f"query p50 {p50:6.1f} ms p95 {p95:6.1f} ms | recall@10 vs exact {recall:.3f} | RSS while searching {rss_gib:.2f} GiB",
+            flush=True,
+        )
+        library.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=50)
+    args = parser.parse_args()
+    encoder = random_init("ViT-B-32")
+    for n in args.sizes:
+        bench_size(n, encoder, args.queries)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Model loading, the trimmed text tower, settings, and the offline fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from clifs.config import ConfigError, Settings
+from clifs.models.base import ModelUnavailable
+from clifs.models.registry import load_model
+
+
+def test_trimmed_text_tower_matches_the_full_context(test_encoder):
+    texts = ["a red circle", "a photo of a blue square and a green triangle on a striped background", "x"]
+    tokens = test_encoder.tokenizer(texts)
+    with torch.inference_mode():
+        full = torch.nn.functional.normalize(test_encoder.model.encode_text(tokens), dim=-1).numpy()
+    trimmed = test_encoder.encode_texts(texts)
+    np.testing.assert_allclose(trimmed, full, atol=1e-5)
+    assert trimmed.shape == (3, test_encoder.dim)
+
+
+def test_image_embeddings_are_unit_vectors_and_counted(test_encoder):
+    from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+
+    before = test_encoder.images_encoded
+    images = [s.image for s in iter_scenes(HELD_OUT_SEED_BASE + 60, 4, 64)]
+    out = test_encoder.encode_pil(images)
+    assert out.shape == (4, test_encoder.dim) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert test_encoder.images_encoded == before + 4
+
+
+def test_model_id_names_architecture_and_weights_checksum(test_encoder):
+    assert test_encoder.model_id.startswith("openclip:shapes-vit-tiny:")
+    assert len(test_encoder.model_id.rsplit(":", 1)[-1]) == 12
+
+
+def test_explicit_model_never_falls_back(monkeypatch):
+    """The hub switched offline (its own switch, read at import, so set on the module)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ModelUnavailable, match="not in the local cache"):
+        load_model("ViT-B-32:laion2b_s34b_b79k")
+
+
+def test_settings_from_toml_and_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CLIFS_HOME", str(tmp_path))
+    monkeypatch.delenv("CLIFS_MODEL", raising=False)
+    (tmp_path / "config.toml").write_text('model = "shapes-vit-tiny"\nbatch_size = 8\nexcludes = ["*.tmp"]\n')
+    settings = Settings.load()
+    assert (settings.model, settings.batch_size, settings.excludes) == ("shapes-vit-tiny", 8, ["*.tmp"])
+    assert settings.catalog_path == tmp_path / "catalog.sqlite3"
+    monkeypatch.setenv("CLIFS_MODEL", "starter")
+    assert Settings.load().model == "starter"
+    (tmp_path / "config.toml").write_text("colour = 3\n")
+    with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
+        Settings.load()

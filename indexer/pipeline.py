@@ -82,9 +82,15 @@ class Pipeline:
 
     # -- scanning ---------------------------------------------------------------------------------
     def scan(self, roots: Iterable[str]) -> ScanResult:
+        """New, changed and deleted files; an unchanged file with no vector for this model (indexed
+        under another model) counts as changed, so switching models re-embeds and never mixes spaces."""
         total = ScanResult()
+        other_model = set(self.library.catalog.missing_embeddings(self.encoder.model_id))
         for root in roots:
-            part = diff(walk(root, self.library.settings.excludes), self.library.catalog.file_states_under(root))
+            known = self.library.catalog.file_states_under(root)
+            for path in other_model & known.keys():
+                del known[path]
+            part = diff(walk(root, self.library.settings.excludes), known)
             total.to_index += part.to_index
             total.unchanged += part.unchanged
             total.deleted += part.deleted
@@ -98,14 +104,14 @@ class Pipeline:
         started = time.monotonic()
         scan = scan or self.scan(os.path.abspath(r) for r in roots)
         report = IndexReport(unchanged=scan.unchanged)
-        to_encode = self._apply_moves(scan, report)
+        to_encode = self.apply_moves(scan, report)
         report.removed += self.library.remove_files(scan.deleted)
         self.index_files(to_encode, report)
         self.library.flush()
         report.seconds = time.monotonic() - started
         return report
 
-    def _apply_moves(self, scan: ScanResult, report: IndexReport) -> list[DiskFile]:
+    def apply_moves(self, scan: ScanResult, report: IndexReport) -> list[DiskFile]:
         """Files whose content matches a vanished file are moves; the rest need encoding."""
         vanished = set(scan.deleted)
         if not vanished:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from clifs.cli.common import add_json_option, add_model_option, open_library, print_json
 from clifs.cli.main import UsageError
@@ -58,6 +59,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read query image {args.image}: {exc}") from None
     finally:
         library.close()
+    unembedded = library.catalog.counts()["items"] - len(library.vectors)
+    if unembedded > 0:
+        print(
+            f"clifs: {unembedded} indexed items have no vectors for {library.encoder.display_name} yet "
+            "(indexed with another model); run `clifs index` on their folders to embed them.",
+            file=sys.stderr,
+        )
     if args.json:
         print_json([h.to_json() for h in hits])
         return 0

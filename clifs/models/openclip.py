@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -58,6 +59,46 @@ def _file_checksum(path: Path) -> str:
 
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: Optional packages open_clip imports at start-up only for some towers: (package, config key that needs it).
+_OPTIONAL_TOWERS = (("transformers", "hf_model_name"), ("timm", "timm_model_name"))
+
+
+def _arch_config(arch: str) -> dict | None:
+    """An architecture's open_clip config read from disk, without importing open_clip."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("open_clip")
+    for folder in [*(spec.submodule_search_locations or [])] if spec else []:
+        path = Path(folder) / "model_configs" / f"{arch}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+    path = CONFIG_DIR / f"{arch}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def import_open_clip(spec: str):
+    """``import open_clip``, without transformers and timm when ``spec``'s towers need neither.
+
+    open_clip imports both eagerly if installed (about 4 s on a small CPU, most of a cold
+    `clifs search`), though a plain ViT uses neither. Hidden only for that one import, and only
+    when this process has not imported them yet.
+    """
+    import sys
+
+    if "open_clip" in sys.modules:
+        return sys.modules["open_clip"]
+    config = _arch_config(spec.partition(":")[0]) if not spec.startswith(("hf-hub:", "local-dir:", "/")) else None
+    text = json.dumps(config) if config else ""
+    hidden = [pkg for pkg, key in _OPTIONAL_TOWERS if config and key not in text and pkg not in sys.modules]
+    for pkg in hidden:
+        sys.modules[pkg] = None  # makes `import pkg` raise ImportError, which open_clip handles
+    try:
+        import open_clip
+    finally:
+        for pkg in hidden:
+            del sys.modules[pkg]
+    return open_clip
 
 
 def register_shipped_configs() -> None:
@@ -231,7 +272,7 @@ def _encode_text_trimmed(model: torch.nn.Module, tokens: torch.Tensor) -> torch.
 
 def load(spec: str, device: str = "auto", display_name: str | None = None) -> OpenClipEncoder:
     """Build an open_clip encoder; raise ModelUnavailable (never a traceback) when weights are missing."""
-    import open_clip
+    open_clip = import_open_clip(spec)
 
     device = pick_device(device)
     name, tag, path = _resolve(spec)

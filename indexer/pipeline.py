@@ -163,24 +163,31 @@ class Pipeline:
         return report
 
     def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | _Failed]:
-        """Decode in a thread pool, in order, keeping a bounded number of files in flight."""
-        ahead = max(2 * self.batch_size, 4 * self.workers)
+        """Decode in a thread pool, in order, with a bounded amount of work in flight.
+
+        A video costs a whole batch: its hundreds of frames would otherwise pile up in memory.
+        """
+        budget = max(2 * self.batch_size, 4 * self.workers)
+
+        def cost(f: DiskFile) -> int:
+            return self.batch_size if f.kind == "video" else 1
+
         with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode") as pool:
-            queue: deque[Future] = deque()
+            queue: deque[tuple[Future, int]] = deque()
+            in_flight = 0
             it = iter(files)
-            for f in it:
-                queue.append(pool.submit(self._decode, f))
-                if len(queue) >= ahead:
-                    break
-            while queue:
-                result = queue.popleft().result()
-                nxt = next(it, None)
-                if nxt is not None:
-                    queue.append(pool.submit(self._decode, nxt))
-                yield result
+            upcoming = next(it, None)
+            while upcoming is not None or queue:
+                while upcoming is not None and (not queue or in_flight + cost(upcoming) <= budget):
+                    queue.append((pool.submit(self._decode, upcoming), cost(upcoming)))
+                    in_flight += cost(upcoming)
+                    upcoming = next(it, None)
+                future, spent = queue.popleft()
+                in_flight -= spent
+                yield future.result()
                 if self.should_stop():
-                    for fut in queue:
-                        fut.cancel()
+                    for pending, _ in queue:
+                        pending.cancel()
                     return
 
     def _decode(self, f: DiskFile) -> _Decoded | _Failed:

@@ -7,16 +7,19 @@ import importlib
 import logging
 import sys
 
+from clifs.errors import ModelUnavailable, UsageError
+
+__all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]
+
 # Each module defines register(subparsers); its parsers set ``func(args) -> int``.
 COMMAND_MODULES = [
     "clifs.cli.index",
     "clifs.cli.search",
     "clifs.cli.listing",
+    "clifs.cli.watch",
+    "clifs.cli.gui",
+    "clifs.cli.vision",
 ]
-
-
-class UsageError(Exception):
-    """Wrong arguments that argparse cannot catch (exit code 2)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +33,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from clifs.config import ConfigError
-    from clifs.models.base import ModelUnavailable
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from clifs.errors import ModelUnavailable
 
-class ModelUnavailable(Exception):
-    """The model's weights cannot be found or fetched. The message says what is missing and how to supply it."""
+__all__ = ["Encoder", "ModelUnavailable", "normalise", "pick_device"]
 
 
 class Encoder(ABC):

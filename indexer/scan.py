@@ -38,11 +38,15 @@ def is_excluded(name: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _entry(path: str, kind: str) -> DiskFile:
+def stat_entry(path: str, kind: str) -> DiskFile | None:
+    """The file as the scanner sees it, without opening it; None when it vanished meanwhile."""
     try:
         st = os.stat(path)
     except OSError as exc:
-        lst = os.lstat(path)
+        try:
+            lst = os.lstat(path)
+        except OSError:
+            return None
         reason = "symbolic link loop" if exc.errno == 40 else "broken symbolic link"
         if not stat.S_ISLNK(lst.st_mode):
             reason = f"cannot access file: {exc.strerror}"
@@ -72,8 +76,9 @@ def walk(root: str, excludes: Iterable[str]) -> Iterator[DiskFile]:
             except OSError:
                 continue
             kind = kind_of(entry.name)
-            if kind:
-                yield _entry(entry.path, kind)
+            found = stat_entry(entry.path, kind) if kind else None
+            if found:
+                yield found
 
 
 def diff(disk: Iterable[DiskFile], known: dict[str, FileState]) -> ScanResult:

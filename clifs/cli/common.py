@@ -34,3 +34,17 @@ def open_library(args: argparse.Namespace, need_model: bool = True):
     if getattr(args, "model", None):
         settings.model = args.model
     return Library(settings, load_model=need_model)
+
+
+def hold_indexer_lock():
+    """Take the one-indexer-per-catalog lock before anything slow, or fail at once (exit 2) naming its holder."""
+    from clifs.cli.main import UsageError
+    from clifs.config import Settings
+    from indexer.lock import IndexerLock, LockHeld
+
+    lock = IndexerLock(Settings.load().home)
+    try:
+        lock.acquire()
+    except LockHeld as exc:
+        raise UsageError(str(exc)) from None
+    return lock

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from clifs.cli.common import add_json_option, add_model_option, open_library, print_json
+from clifs.cli.common import add_json_option, add_model_option, hold_indexer_lock, open_library, print_json
 from clifs.cli.main import UsageError
 
 
@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    lock = hold_indexer_lock()  # at once, before the slow imports; released when this process exits
     from tqdm import tqdm
 
     from indexer.pipeline import Pipeline
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         library.close()
+        lock.release()
     summary = {
         "indexed": report.added,
         "moved": report.moved,

@@ -42,16 +42,28 @@ def fill_catalog(library: Library, n: int, model_id: str, rng: np.random.Generat
             conn.execute(
                 insert(File),
                 [
-                    {"id": i, "path": f"/bench/{i // 1000}/{i}.jpg", "size": 1000, "mtime": 0.0, "kind": "image", "status": "ok"}
+                    {
+                        "id": i,
+                        "path": f"/bench/{i // 1000}/{i}.jpg",
+                        "size": 1000,
+                        "mtime": 0.0,
+                        "kind": "image",
+                        "status": "ok",
+                    }
                     for i in ids
                 ],
             )
             conn.execute(insert(Item), [{"id": i, "file_id": i} for i in ids])
             which = rng.integers(0, len(centres), size=len(ids))
-            vecs = normalise(centres[which] + 0.6 * rng.normal(size=(len(ids), DIM)) / np.sqrt(DIM) * 4).astype(np.float16)
+            vecs = normalise(centres[which] + 0.6 * rng.normal(size=(len(ids), DIM)) / np.sqrt(DIM) * 4).astype(
+                np.float16
+            )
             conn.execute(
                 insert(Embedding),
-                [{"item_id": i, "model_id": model_id, "vector": v.tobytes(), "generation": 1} for i, v in zip(ids, vecs)],
+                [
+                    {"item_id": i, "model_id": model_id, "vector": v.tobytes(), "generation": 1}
+                    for i, v in zip(ids, vecs)
+                ],
             )
         conn.execute(Meta.__table__.update().where(Meta.key == "generation").values(value="1"))
     return centres
@@ -61,7 +73,9 @@ def recall_at_10(library: Library, centres: np.ndarray, rng: np.random.Generator
     exact = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
     for ids, vecs in library.catalog.iter_embeddings(library.encoder.model_id, DIM):
         exact.add_with_ids(vecs, ids)
-    queries = normalise(centres[rng.integers(0, len(centres), n_queries)] + 0.3 * rng.normal(size=(n_queries, DIM)) / np.sqrt(DIM) * 4)
+    queries = normalise(
+        centres[rng.integers(0, len(centres), n_queries)] + 0.3 * rng.normal(size=(n_queries, DIM)) / np.sqrt(DIM) * 4
+    )
     hits = []
     for q in queries:
         truth = set(exact.search(q[None].astype(np.float32), 10)[1][0].tolist())

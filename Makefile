@@ -37,5 +37,9 @@ bench: setup
 	$(BIN)/python bench/index_throughput.py
 	$(BIN)/python bench/query_latency.py
 
+# The GUI rendered to docs/gui-*.png (the empty state, results, the detail pane), no display needed.
+screenshots: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python bench/screenshots.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,101 @@
+"""The status bar: the active model, what is indexed, the indexer's progress, and failures."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
+
+from clifs.models.base import Encoder
+from indexer.status import IndexerStatus
+
+WORKING_STATES = ("scanning", "indexing")
+
+
+class StatusPanel(QStatusBar):
+    failures_clicked = Signal()
+    pause_clicked = Signal(bool)  # True: pause, False: resume
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.model_label = QLabel("Loading model…")
+        self.counts_label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(False)
+        self.progress.hide()
+        self.rate_label = QLabel()
+        self.rate_label.hide()
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setFlat(True)
+        self.pause_button.hide()
+        self.pause_button.clicked.connect(lambda: self.pause_clicked.emit(self.pause_button.text() == "Pause"))
+        self.failures_button = QPushButton()
+        self.failures_button.setFlat(True)
+        self.failures_button.setToolTip("List the files that could not be indexed, with reasons")
+        self.failures_button.hide()
+        self.failures_button.clicked.connect(self.failures_clicked)
+        self._batch_start: int | None = None
+        for widget in (
+            self.rate_label,
+            self.progress,
+            self.pause_button,
+            self.failures_button,
+            self.counts_label,
+            self.model_label,
+        ):
+            self.addPermanentWidget(widget)
+
+    def set_model(self, encoder: Encoder, fallback_reason: str | None) -> None:
+        if encoder.is_clip:
+            self.model_label.setText(f"Model: {encoder.display_name}")
+        else:
+            self.model_label.setText("Model: offline starter model — not CLIP")
+        tips = [encoder.display_name]
+        if not encoder.is_clip:
+            tips.append("It knows about 1000 everyday concepts; a CLIP model understands far more.")
+        if fallback_reason:
+            tips.append(fallback_reason)
+        self.model_label.setToolTip("\n\n".join(tips))
+
+    def set_model_failed(self, reason: str) -> None:
+        self.model_label.setText("Model: not loaded")
+        self.model_label.setToolTip(reason)
+
+    def set_counts(self, files: int, items: int, failed: int) -> None:
+        self.counts_label.setText(f"{files:,} files indexed" + (f" ({items:,} items)" if items != files else ""))
+        self.failures_button.setText(f"{failed:,} failed…")
+        self.failures_button.setVisible(failed > 0)
+
+    def set_indexer(self, status: IndexerStatus) -> None:
+        working = status.state in WORKING_STATES
+        if working and self._batch_start is None:
+            self._batch_start = status.done  # the service counts for its lifetime; the bar counts this batch
+        elif not working:
+            self._batch_start = None
+        self.progress.setVisible(working)
+        self.rate_label.setVisible(working or status.state in ("paused", "stopped"))
+        self.pause_button.setVisible(working or status.state == "paused")
+        self.pause_button.setText("Resume" if status.state == "paused" else "Pause")
+        self.progress.setToolTip(status.current or "")
+        if status.state == "paused":
+            self.rate_label.setText("Indexing paused")
+        elif status.state == "stopped":
+            self.rate_label.setText("Indexer stopped")
+            self.rate_label.setToolTip(status.recent_errors[-1][1] if status.recent_errors else "")
+        elif working:
+            done = status.done - (self._batch_start or 0)
+            total = done + status.queued
+            self.progress.setRange(0, max(total, 1))
+            self.progress.setValue(done)
+            if status.state == "scanning" and not total:
+                self.progress.setRange(0, 0)  # busy: the amount of work is not known yet
+                self.rate_label.setText("Looking for new and changed files…")
+            else:
+                self.rate_label.setText(f"Indexing {done:,} of {total:,} · {status.rate:.1f} files/s")
+
+    def set_indexer_elsewhere(self, reason: str) -> None:
+        """Another process indexes this library; this window only searches."""
+        self.pause_button.hide()
+        self.rate_label.show()
+        self.rate_label.setText("Indexed by another clifs process")
+        self.rate_label.setToolTip(reason)

@@ -1,0 +1,84 @@
+"""The vision tools under the preview: what the hit shows (zero-shot labels), and where the
+query is in it (a mask or boxes painted over the preview)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+
+from clifs.vision.labels import LabelScore
+
+
+class VisionPanel(QWidget):
+    #: "mask", "boxes", or "" for the plain preview.
+    overlay_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.labels = QLabel()
+        self.labels.setWordWrap(True)
+        self.labels.setToolTip("Zero-shot labels: the likeliest names for what this shows, among everyday things")
+        self.where = QLabel()
+        self.state = QLabel()
+        self.state.setWordWrap(True)
+        self.state.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.buttons: dict[str, QToolButton] = {}
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.where)
+        for mode, text in (("mask", "Mask"), ("boxes", "Boxes")):
+            button = QToolButton()
+            button.setText(text)
+            button.setCheckable(True)
+            button.toggled.connect(lambda on, mode=mode: self._toggled(mode, on))
+            self.buttons[mode] = button
+            row.addWidget(button)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.labels)
+        layout.addLayout(row)
+        layout.addWidget(self.state)
+        self._unsupported: str | None = None
+
+    def set_unsupported(self, reason: str | None) -> None:
+        """Masks and boxes need a model with a dense path; say why they are off when it has none."""
+        self._unsupported = reason
+
+    def reset(self, query_text: str) -> None:
+        """A new hit (or moment): labels pending, overlays off, offered for the query text if there is one."""
+        self.labels.setText("Labels: …")
+        self.set_mode("")
+        self.set_busy(False)
+        text = query_text.strip()
+        self.where.setText(f"Where is “{text}”?" if text else "Type a query to see where it is.")
+        for button in self.buttons.values():
+            button.setEnabled(bool(text) and self._unsupported is None)
+            button.setToolTip(self._unsupported or "")
+
+    def set_labels(self, scores: list[LabelScore]) -> None:
+        self.labels.setText("Labels: " + " · ".join(f"{s.label} {s.probability:.0%}" for s in scores))
+
+    def set_labels_failed(self, reason: str) -> None:
+        self.labels.setText(f"Labels: unavailable ({reason})")
+
+    def set_busy(self, busy: bool, problem: str = "") -> None:
+        """Say that an overlay is being painted (a dense pass takes seconds on a CPU), or why it failed."""
+        self.state.setText("Looking closely…" if busy else problem)
+        self.state.setVisible(busy or bool(problem))
+
+    def mode(self) -> str:
+        return next((m for m, b in self.buttons.items() if b.isChecked()), "")
+
+    def set_mode(self, mode: str) -> None:
+        """Check one overlay button (or none) without asking for an overlay."""
+        for m, button in self.buttons.items():
+            button.blockSignals(True)
+            button.setChecked(m == mode)
+            button.blockSignals(False)
+
+    def _toggled(self, mode: str, on: bool) -> None:
+        if on:
+            self.set_mode(mode)  # one overlay at a time
+        self.overlay_changed.emit(mode if on else "")

@@ -1,0 +1,277 @@
+"""Everything slow runs here, off the GUI thread: the model, searches, thumbnails, previews.
+
+Each worker is a long-lived QObject on the GUI thread that runs jobs in its own
+QThreadPool and reports back through signals (queued across threads, so the
+slots run on the GUI thread). Jobs never touch widgets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtGui import QImage
+
+from clifs.library import Library
+from clifs.media import MediaError, kind_of, open_image
+from clifs.models.base import ModelUnavailable
+from clifs.search import Hit
+from clifs.thumbnails import ThumbnailCache
+
+log = logging.getLogger(__name__)
+
+
+def pil_to_qimage(image: Image.Image) -> QImage:
+    """An RGB PIL image as a QImage that owns its pixels (safe to hand to another thread)."""
+    image = image.convert("RGB")
+    data = image.tobytes()
+    return QImage(data, image.width, image.height, 3 * image.width, QImage.Format.Format_RGB888).copy()
+
+
+def _readable(exc: Exception) -> str:
+    """One line a person can read; our own errors already are."""
+    if isinstance(exc, (MediaError, ModelUnavailable)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ModelLoader(QObject):
+    """Loads the model and brings the vector index up to date (seconds for CLIP on a CPU)."""
+
+    ready = Signal()
+    failed = Signal(str)
+
+    def __init__(self, library: Library, parent: QObject | None = None):
+        super().__init__(parent)
+        self.library = library
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+
+    def start(self) -> None:
+        self._pool.start(self._run)
+
+    def _run(self) -> None:
+        try:
+            _ = self.library.encoder
+            _ = self.library.vectors
+        except Exception as exc:  # any failure must reach the window, not kill the thread silently
+            if not isinstance(exc, ModelUnavailable):
+                log.exception("loading the model failed")
+            self.failed.emit(_readable(exc))
+        else:
+            self.ready.emit()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    text: str = ""
+    image: str | Image.Image | None = None
+    filters: dict = field(default_factory=dict)  # the other fields of clifs.search.Query
+    top: int = 120
+
+    def is_empty(self) -> bool:
+        return not self.text.strip() and self.image is None
+
+
+class SearchRunner(QObject):
+    """Runs searches one at a time; a request overtaken by a newer one is skipped or its answer dropped."""
+
+    finished = Signal(int, object)  # request id, list[Hit]
+    failed = Signal(int, str)
+
+    def __init__(self, library: Library, parent: QObject | None = None):
+        super().__init__(parent)
+        self.library = library
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)  # one encoder, one FAISS index: no concurrent searches
+        self._latest = 0
+
+    def submit(self, request: SearchRequest) -> int:
+        self._latest += 1
+        request_id = self._latest
+        self._pool.start(lambda: self._run(request_id, request))
+        return request_id
+
+    def cancel(self) -> None:
+        """Make every submitted request stale: queued ones are skipped, running ones' answers dropped."""
+        self._latest += 1
+
+    def is_current(self, request_id: int) -> bool:
+        return request_id == self._latest
+
+    def _run(self, request_id: int, request: SearchRequest) -> None:
+        if not self.is_current(request_id):
+            return  # the user typed on; a newer request is queued behind this one
+        try:
+            hits: list[Hit] = self.library.search(
+                text=request.text or None, image=request.image, top=request.top, **request.filters
+            )
+        except Exception as exc:  # shown in the status bar; the window stays usable
+            if not isinstance(exc, MediaError):
+                log.exception("search failed")
+            self.failed.emit(request_id, _readable(exc))
+        else:
+            if self.is_current(request_id):
+                self.finished.emit(request_id, hits)
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+
+class ImageLoader(QObject):
+    """Loads images by key in a thread pool; each key is in flight at most once."""
+
+    loaded = Signal(str, QImage)
+    failed = Signal(str, str)
+
+    def __init__(
+        self,
+        load: Callable[[str, float | None], QImage],
+        threads: int = 2,
+        parent: QObject | None = None,
+    ):
+        super().__init__(parent)
+        self._load = load
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(threads)
+        self._pending: set[str] = set()
+        self.loaded.connect(self._settle)
+        self.failed.connect(self._settle)
+
+    def request(self, key: str, path: str, timestamp: float | None = None, priority: int = 0) -> None:
+        if key in self._pending:
+            return
+        self._pending.add(key)
+        self._pool.start(lambda: self._run(key, path, timestamp), priority)
+
+    def cancel_pending(self) -> None:
+        """Drop queued jobs (a new search made them useless); running ones finish."""
+        self._pool.clear()
+        self._pending.clear()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _run(self, key: str, path: str, timestamp: float | None) -> None:
+        try:
+            image = self._load(path, timestamp)
+        except Exception as exc:  # a broken file shows a placeholder, never an exception
+            if not isinstance(exc, (MediaError, OSError)):
+                log.exception("loading %s failed", path)
+            self.failed.emit(key, _readable(exc))
+        else:
+            self.loaded.emit(key, image)
+
+    def _settle(self, key: str, _value: object) -> None:
+        self._pending.discard(key)
+
+
+class VisionRunner(QObject):
+    """Vision tools on one hit: zero-shot labels (a matmul on the stored embedding once the
+    label texts are embedded and cached) and mask or box overlays for the query text (a dense
+    pass over the image: seconds on a CPU)."""
+
+    labels_ready = Signal(str, object)  # key, list[LabelScore]
+    overlay_ready = Signal(str, QImage)
+    failed = Signal(str, str)  # key, reason
+
+    #: The CLIP authors' 7-template subset: close to the 80-template ensemble at a tenth of its first-use cost.
+    TEMPLATES = "compact"
+
+    def __init__(self, library: Library, parent: QObject | None = None):
+        super().__init__(parent)
+        self.library = library
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+
+    def labels(self, key: str, item_id: int) -> None:
+        self._pool.start(lambda: self._run(key, self.labels_ready, lambda: self._labels(item_id)))
+
+    def overlay(self, key: str, path: str, timestamp: float | None, text: str, mode: str) -> None:
+        self._pool.start(lambda: self._run(key, self.overlay_ready, lambda: self._overlay(path, timestamp, text, mode)))
+
+    def cancel_pending(self) -> None:
+        self._pool.clear()
+
+    def wait(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _run(self, key: str, done: Signal, job: Callable[[], object]) -> None:
+        try:
+            result = job()
+        except Exception as exc:  # shown in the pane; the window carries on
+            # Ours say what is wrong: an unreadable file, a model without a dense path (a ValueError).
+            readable = isinstance(exc, (MediaError, ValueError))
+            if not readable:
+                log.exception("vision tool failed")
+            self.failed.emit(key, str(exc) if readable else _readable(exc))
+        else:
+            done.emit(key, result)
+
+    def _labels(self, item_id: int) -> list:
+        from clifs.vision.labels import label_embedding
+        from clifs.vision.vocabulary import default_labels
+
+        encoder = self.library.encoder
+        embedding = self.library.catalog.embedding_of(item_id, encoder.model_id)
+        if embedding is None:
+            raise MediaError("this file has no embedding for the current model yet")
+        return label_embedding(
+            encoder,
+            embedding,
+            default_labels(encoder),
+            top=5,
+            template_set=self.TEMPLATES,
+            cache_dir=self.library.settings.cache_dir,
+        )
+
+    def _overlay(self, path: str, timestamp: float | None, text: str, mode: str) -> QImage:
+        from clifs.vision.boxes import detect
+        from clifs.vision.dense import segment
+        from clifs.vision.overlay import box_overlay, mask_overlay
+
+        image = _load_picture(path, timestamp, 1024)
+        encoder = self.library.encoder
+        if mode == "mask":
+            out = mask_overlay(image, segment(encoder, image, [text]).label_map, [text])
+        else:
+            found = detect(encoder, image, [text])
+            out = box_overlay(image, [(d.label, d.score, d.box) for d in found], [text])
+        return pil_to_qimage(out)
+
+
+def _load_picture(path: str, timestamp: float | None, min_side: int) -> Image.Image:
+    """The image, or the video's frame at ``timestamp``, upright and RGB."""
+    if kind_of(path) == "video":
+        from clifs.video import read_frame
+
+        return read_frame(path, timestamp or 0.0)
+    return open_image(Path(path), min_side=min_side)
+
+
+def thumbnail_loader(cache: ThumbnailCache, parent: QObject | None = None) -> ImageLoader:
+    def load(path: str, timestamp: float | None) -> QImage:
+        image = QImage(str(cache.get(path, timestamp)))
+        if image.isNull():
+            raise MediaError("the cached thumbnail could not be read")
+        return image
+
+    return ImageLoader(load, threads=2, parent=parent)
+
+
+def preview_loader(max_side: int = 1600, parent: QObject | None = None) -> ImageLoader:
+    """Large previews for the detail pane: decoded fresh (not cached), at most ``max_side`` pixels."""
+
+    def load(path: str, timestamp: float | None) -> QImage:
+        image = _load_picture(path, timestamp, max_side // 2)
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        return pil_to_qimage(image)
+
+    return ImageLoader(load, threads=1, parent=parent)

@@ -62,8 +62,8 @@ def embed_labels(
     missing = [label for label in dict.fromkeys(labels) if (template_set, label) not in cache]
     if missing:
         cache.update(zip(((template_set, m) for m in missing), _encode(encoder, missing, template_set), strict=True))
-        if disk is not None:
-            _write_disk(disk, {label: e for (ts, label), e in cache.items() if ts == template_set})
+    if disk is not None and (missing or not disk.exists()):  # labels known in memory may not be on disk yet
+        _write_disk(disk, {label: e for (ts, label), e in cache.items() if ts == template_set})
     if not labels:
         return np.zeros((0, encoder.dim), np.float32)
     return np.stack([cache[(template_set, label)] for label in labels])

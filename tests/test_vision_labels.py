@@ -84,7 +84,7 @@ def test_label_embeddings_persist_on_disk_and_survive_a_damaged_cache(tmp_path, 
     assert len(files) == 1
     with np.load(files[0]) as data:
         stored = dict(zip(data["labels"], data["embeddings"], strict=True))
-    assert set(stored) == set(labels)
+    assert set(labels) <= set(stored)  # plus whatever else this encoder labelled earlier in the process
     assert np.allclose(np.stack([stored[label] for label in labels]), first, atol=1e-6)
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
 

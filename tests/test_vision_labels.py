@@ -78,7 +78,8 @@ def test_shipped_shapes_vocabulary_matches_the_world():
 
 
 def test_label_embeddings_persist_on_disk_and_survive_a_damaged_cache(tmp_path, test_encoder):
-    labels = ["red circle", "green cross"]
+    # Labels no other test uses: the memory cache is per encoder, and the encoder is shared by the session.
+    labels = ["red circle kept on disk", "green cross kept on disk"]
     first = embed_labels(test_encoder, labels, "compact", cache_dir=tmp_path)
     files = list((tmp_path / "labels").glob("*.npz"))
     assert len(files) == 1
@@ -89,7 +90,7 @@ def test_label_embeddings_persist_on_disk_and_survive_a_damaged_cache(tmp_path, 
     assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
 
     files[0].write_bytes(b"not a zip file")
-    again = embed_labels(test_encoder, ["blue square"], "compact", cache_dir=tmp_path)  # new label: writes
+    again = embed_labels(test_encoder, ["blue square kept on disk"], "compact", cache_dir=tmp_path)  # new: writes
     assert again.shape == (1, test_encoder.dim)
     with np.load(files[0]) as data:
-        assert "blue square" in set(data["labels"])
+        assert "blue square kept on disk" in set(data["labels"])

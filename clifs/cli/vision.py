@@ -40,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", type=Path, help="write an overlay PNG and one mask PNG per label here")
     p.add_argument("--method", choices=METHODS, default="naclip", help="last-block attention (default naclip)")
     p.add_argument("--no-pamr", action="store_true", help="skip the edge-aware refinement (faster, blockier)")
+    _add_size_option(p)
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run_segment)
@@ -49,9 +50,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", metavar="A,B,C", required=True, help="what to find, comma-separated")
     p.add_argument("--out", metavar="DIR", type=Path, help="write an overlay PNG with the boxes here")
     p.add_argument("--threshold", type=float, help="report boxes scoring at least this (default 0.5)")
+    _add_size_option(p)
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run_detect)
+
+
+def _add_size_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--size",
+        type=int,
+        metavar="PX",
+        help="resize the image's short side to PX for the dense pass (default 1.5x the model's input, in "
+        "sliding windows; the model's input size, e.g. 224, is one window and ~3x faster on a CPU)",
+    )
+
+
+def _dense_options(args: argparse.Namespace, **kw):
+    from clifs.vision.dense import DenseOptions
+
+    if args.size is not None and args.size < 16:
+        raise UsageError("--size must be at least 16 pixels")
+    return DenseOptions(short_side=args.size, **kw)
 
 
 def _labels(text: str) -> list[str]:
@@ -120,14 +140,14 @@ def run_label(args: argparse.Namespace) -> int:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from clifs.vision.dense import DenseOptions, UnsupportedModel, segment
+    from clifs.vision.dense import UnsupportedModel, segment
     from clifs.vision.overlay import mask_overlay
 
     labels = _labels(args.labels)
+    options = _dense_options(args, method=args.method, pamr=not args.no_pamr)
     library = open_library(args)
     try:
         image = _open(args.path, library)
-        options = DenseOptions(method=args.method, pamr=not args.no_pamr)
         try:
             seg = segment(library.encoder, image, labels, options=options)
         except UnsupportedModel as exc:
@@ -166,7 +186,7 @@ def run_detect(args: argparse.Namespace) -> int:
     from clifs.vision.overlay import box_overlay
 
     labels = _labels(args.labels)
-    options = BoxOptions()
+    options = BoxOptions(dense=_dense_options(args))
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise UsageError("--threshold must be between 0 and 1")

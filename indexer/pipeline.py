@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -172,7 +173,7 @@ class Pipeline:
         def cost(f: DiskFile) -> int:
             return self.batch_size if f.kind == "video" else 1
 
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode") as pool:
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode", initializer=_yield_to_model) as pool:
             queue: deque[tuple[Future, int]] = deque()
             in_flight = 0
             it = iter(files)
@@ -253,3 +254,15 @@ class Pipeline:
         report.items += len(flat)
         for d in pending:
             self.on_file(d.file, None)
+
+
+def _yield_to_model() -> None:
+    """Run decode threads at a lower OS priority than the model's threads.
+
+    On a small CPU torch's intra-op threads wait for each other, so a decode thread that takes
+    one of their cores stalls the whole batch; at lower priority decoding fills the gaps instead.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted: decode at normal priority
+        pass

@@ -397,6 +397,19 @@ class Catalog:
             ).scalar_one_or_none()
         return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
+    def vectors_of(self, item_ids: np.ndarray, model_id: str, dim: int) -> np.ndarray:
+        """The stored vectors of ``item_ids``, one row each in that order (zeros for an item gone meanwhile)."""
+        out = np.zeros((len(item_ids), dim), np.float32)
+        row = {int(i): n for n, i in enumerate(item_ids)}
+        with self.session() as s:
+            for item_id, blob in s.execute(
+                select(Embedding.item_id, Embedding.vector).where(
+                    Embedding.model_id == model_id, Embedding.item_id.in_([int(i) for i in item_ids])
+                )
+            ):
+                out[row[item_id]] = np.frombuffer(blob, dtype=np.float16)
+        return out
+
     def item_ids_of_path(self, path: str) -> list[int]:
         with self.session() as s:
             return list(

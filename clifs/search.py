@@ -128,11 +128,14 @@ class Searcher:
         hits = self._collapsed(vec, query, allowed)
         return _apply_cutoffs(hits, query)
 
+    def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
+        return self.catalog.vectors_of(ids, self.encoder.model_id, self.vectors.dim)
+
     def _collapsed(self, vec: np.ndarray, query: Query, allowed: np.ndarray | None) -> list[Hit]:
         """Search deep enough that, after folding frames into videos, ``top`` files remain."""
         k = query.top * 4 + 16
         while True:
-            scores, ids = self.vectors.search(vec, k, allowed)
+            scores, ids = self.vectors.search(vec, k, allowed, stored=self._stored_vectors)
             hits = _group_by_file(scores, ids, self.catalog.item_infos(ids.tolist()), query.moments_per_video)
             exhausted = len(ids) < k
             if len(hits) >= query.top or exhausted:

@@ -114,6 +114,12 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
         truth = set(exact.search(q, 10)[1].tolist())
         recalls.append(len(truth & set(index.search(q, 10)[1].tolist())) / 10)
     assert np.mean(recalls) >= 0.9
+    refined = []
+    for q in normalise(rng.normal(size=(20, DIM))):
+        truth = set(exact.search(q, 10)[1].tolist())
+        stored = lambda ids: catalog.vectors_of(ids, MODEL, DIM)  # noqa: E731
+        refined.append(len(truth & set(index.search(q, 10, stored=stored)[1].tolist())) / 10)
+    assert np.mean(refined) >= np.mean(recalls) - 0.05 and np.mean(refined) >= 0.95
     removed = next(iter(_catalog_ids(catalog)))
     index.remove(np.array([removed]))
     assert len(index) == 2999

@@ -79,7 +79,8 @@ def recall_at_10(library: Library, centres: np.ndarray, rng: np.random.Generator
     hits = []
     for q in queries:
         truth = set(exact.search(q[None].astype(np.float32), 10)[1][0].tolist())
-        got = set(library.vectors.search(q, 10)[1].tolist())
+        stored = lambda ids: library.catalog.vectors_of(ids, library.encoder.model_id, DIM)  # noqa: E731
+        got = set(library.vectors.search(q, 10, stored=stored)[1].tolist())  # as Searcher does
         hits.append(len(truth & got) / 10)
     return float(np.mean(hits))
 

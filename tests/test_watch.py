@@ -123,8 +123,14 @@ def test_pause_resume_and_remove_folders(tmp_path, service_factory):
     wait_until(lambda: str(b / "while-paused.png") in item_ids_by_path(library), timeout=30)
 
     service.remove_folder(str(b))
-    wait_until(lambda: set(item_ids_by_path(library)) == media_on_disk(a), timeout=30)
-    assert [f.path for f in library.catalog.folders()] == [str(a)]
+    # Files leave first, then the folder row (two transactions): wait for both.
+    wait_until(
+        lambda: (
+            set(item_ids_by_path(library)) == media_on_disk(a)
+            and [f.path for f in library.catalog.folders()] == [str(a)]
+        ),
+        timeout=30,
+    )
     assert not disagreements(library.settings.home, a, service.library.encoder)
 
 

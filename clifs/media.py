@@ -82,7 +82,8 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
     """Decode an image upright in RGB, as small as ``min_side`` allows for JPEGs.
 
     ``draft`` lets libjpeg downscale in the DCT (a 12 MP photo decodes ~5x faster);
-    the pixel cap turns PIL's decompression-bomb warning into an error.
+    the pixel cap turns PIL's decompression-bomb warning into an error. The file's own
+    upright (width, height), before any draft scaling, is in ``info["original_size"]``.
     """
     check_regular_file(path)
     try:
@@ -92,28 +93,22 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
             with Image.open(path) as im:
                 if im.width * im.height > max_pixels:
                     raise MediaError(f"image too large ({im.width}x{im.height} pixels; the limit is {max_pixels})")
+                w, h = im.size  # before draft() shrinks it
                 if im.format == "JPEG":
                     im.draft("RGB", (min_side, min_side))
                 im.seek(0)  # first frame of a GIF
                 im.load()
-                upright = ImageOps.exif_transpose(im)
-                return _to_rgb(upright)
+                turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                rgb = _to_rgb(ImageOps.exif_transpose(im))
+                rgb.info["original_size"] = (h, w) if turned else (w, h)
+                return rgb
     except MediaError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise MediaError(f"image too large: refused as a possible decompression bomb (limit {max_pixels} pixels)") from None
+        raise MediaError(
+            f"image too large: refused as a possible decompression bomb (limit {max_pixels} pixels)"
+        ) from None
     except UnidentifiedImageError:
         raise MediaError("not an image PIL can read (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise MediaError(f"corrupt or truncated image: {exc}") from None
-
-
-def image_size(path: str | Path) -> tuple[int, int] | None:
-    """(width, height) from the header only, upright; None if unreadable."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-            orientation = im.getexif().get(0x0112, 1)
-            return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
-    except Exception:
-        return None

@@ -22,7 +22,7 @@ import torch
 
 from clifs.catalog import IndexedFile, NewItem
 from clifs.library import Library
-from clifs.media import MediaError, content_hash, image_size, open_image
+from clifs.media import MediaError, content_hash, open_image
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class Pipeline:
                     video.duration,
                 )
             image = open_image(f.path, self.library.settings.max_image_pixels)
-            full = image_size(f.path) or image.size
+            full = image.info.get("original_size", image.size)
             return _Decoded(f, h, [self.encoder.preprocess(image)], [None], full[0], full[1])
         except MediaError as exc:
             return _Failed(f, str(exc))

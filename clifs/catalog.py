@@ -378,10 +378,15 @@ class Catalog:
             return s.execute(select(func.count()).where(Embedding.model_id == model_id)).scalar_one()
 
     def sample_embeddings(self, model_id: str, dim: int, n: int) -> np.ndarray:
-        """Up to ``n`` embeddings chosen at random (to train an ANN index)."""
+        """Up to ``n`` embeddings spread evenly over the ids (to train an ANN index; deterministic,
+        so a rebuild of the same catalog gives the same index)."""
+        stride = max(1, -(-self.count_embeddings(model_id) // n))
         with self.session() as s:
             blobs = s.scalars(
-                select(Embedding.vector).where(Embedding.model_id == model_id).order_by(func.random()).limit(n)
+                select(Embedding.vector)
+                .where(Embedding.model_id == model_id, Embedding.item_id % stride == 0)
+                .order_by(Embedding.item_id)
+                .limit(n)
             ).all()
         return blob_to_vectors(list(blobs), dim)
 

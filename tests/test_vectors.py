@@ -99,7 +99,14 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
     rng = np.random.default_rng(4)
     centres = normalise(rng.normal(size=(20, DIM)))
     files = [
-        IndexedFile(f"/p/{i}.jpg", "image", 1, 1.0, None, [NewItem(None, normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))])
+        IndexedFile(
+            f"/p/{i}.jpg",
+            "image",
+            1,
+            1.0,
+            None,
+            [NewItem(None, normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))],
+        )
         for i in range(3000)
     ]
     catalog.commit_indexed(files, MODEL)
@@ -109,17 +116,14 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
     exact = VectorIndex(tmp_path / "exact", MODEL, DIM)
     monkeypatch.setattr(clifs.vectors, "ANN_THRESHOLD", 10**9)
     exact.rebuild(catalog)
-    recalls = []
+    recalls, refined = [], []
+    stored = lambda ids: catalog.vectors_of(ids, MODEL, DIM)  # noqa: E731
     for q in normalise(rng.normal(size=(20, DIM))):
         truth = set(exact.search(q, 10)[1].tolist())
         recalls.append(len(truth & set(index.search(q, 10)[1].tolist())) / 10)
-    assert np.mean(recalls) >= 0.9
-    refined = []
-    for q in normalise(rng.normal(size=(20, DIM))):
-        truth = set(exact.search(q, 10)[1].tolist())
-        stored = lambda ids: catalog.vectors_of(ids, MODEL, DIM)  # noqa: E731
         refined.append(len(truth & set(index.search(q, 10, stored=stored)[1].tolist())) / 10)
-    assert np.mean(refined) >= np.mean(recalls) - 0.05 and np.mean(refined) >= 0.95
+    assert np.mean(recalls) >= 0.9
+    assert np.mean(refined) >= np.mean(recalls)  # re-scoring more candidates never loses a true neighbour here
     removed = next(iter(_catalog_ids(catalog)))
     index.remove(np.array([removed]))
     assert len(index) == 2999

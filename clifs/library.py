@@ -16,7 +16,7 @@ import numpy as np
 
 from clifs.catalog import Catalog, IndexedFile
 from clifs.config import Settings
-from clifs.models.base import Encoder
+from clifs.models.base import Encoder, TextEncoder
 from clifs.search import Hit, Query, Searcher
 from clifs.vectors import VectorIndex
 
@@ -37,30 +37,51 @@ class Library:
         self.catalog = Catalog(settings.catalog_path)
         self.fallback_reason: str | None = None
         self._encoder = encoder
+        self._text_only: TextEncoder | None = None
         self._vectors: VectorIndex | None = None
         self._searcher: Searcher | None = None
         self._last_save = time.monotonic()
         if load_model and encoder is None:
-            _ = self.encoder
+            _ = self.model
 
     # -- the model and its vectors ------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder:
+        """The whole model (image and text towers, on torch), loaded on first use."""
         if self._encoder is None:
             import torch
 
+            from clifs.models import text_towers
             from clifs.models.registry import load_model
 
             if self.settings.torch_threads:
                 torch.set_num_threads(self.settings.torch_threads)
             loaded = load_model(self.settings.model, self.settings.device)
             self._encoder, self.fallback_reason = loaded.encoder, loaded.fallback_reason
+            if self._vectors is not None and self._vectors.model_id != self._encoder.model_id:
+                self._vectors = self._searcher = None  # the saved text tower was of another model
+            text_towers.store(self.settings.cache_dir, self.settings.model, self._encoder, self.fallback_reason)
         return self._encoder
+
+    @property
+    def model(self) -> TextEncoder:
+        """The active model's identity and text side: the whole model once loaded, else its saved text
+        tower (no torch), else the whole model is loaded."""
+        if self._encoder is not None:
+            return self._encoder
+        if self._text_only is None:
+            from clifs.models import text_towers
+
+            self._text_only = text_towers.load(self.settings.cache_dir, self.settings.model)
+            if self._text_only is None:
+                return self.encoder
+            self.fallback_reason = self._text_only.fallback_reason
+        return self._text_only
 
     @property
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
-            vectors = VectorIndex(self.settings.vectors_dir, self.encoder.model_id, self.encoder.dim)
+            vectors = VectorIndex(self.settings.vectors_dir, self.model.model_id, self.model.dim)
             outcome = vectors.sync(self.catalog)
             log.info("vector index %s (%d vectors)", outcome, len(vectors))
             if outcome != "loaded":
@@ -71,7 +92,9 @@ class Library:
     @property
     def searcher(self) -> Searcher:
         if self._searcher is None:
-            self._searcher = Searcher(self.catalog, self.vectors, self.encoder, self.settings.max_image_pixels)
+            self._searcher = Searcher(
+                self.catalog, self.vectors, lambda: self.model, lambda: self.encoder, self.settings.max_image_pixels
+            )
         return self._searcher
 
     # -- reading --------------------------------------------------------------------------------------
@@ -89,7 +112,7 @@ class Library:
     def embedding_for(self, path: str | Path) -> np.ndarray | None:
         """The stored embedding of an indexed file (its first item), or None."""
         ids = self.catalog.item_ids_of_path(str(Path(path).expanduser().resolve()))
-        return self.catalog.embedding_of(ids[0], self.encoder.model_id) if ids else None
+        return self.catalog.embedding_of(ids[0], self.model.model_id) if ids else None
 
     # -- writing (the indexer's side) -----------------------------------------------------------------
     def add_files(self, files: list[IndexedFile]) -> None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from PIL import Image
 
 from clifs.catalog import Catalog, ItemInfo
 from clifs.media import open_image
-from clifs.models.base import Encoder, normalise
+from clifs.models.base import Encoder, TextEncoder, normalise
 from clifs.vectors import VectorIndex
 
 
@@ -75,12 +76,24 @@ class Query:
 
 
 class Searcher:
-    """Turns a Query into Hits over one model's vectors."""
+    """Turns a Query into Hits over one model's vectors.
 
-    def __init__(self, catalog: Catalog, vectors: VectorIndex, encoder: Encoder, max_image_pixels: int = 120_000_000):
+    The models come from callables, so a text search never loads the image tower (and
+    torch) and an image search loads it only for a file that is not indexed.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        vectors: VectorIndex,
+        text_encoder: Callable[[], TextEncoder],
+        image_encoder: Callable[[], Encoder],
+        max_image_pixels: int = 120_000_000,
+    ):
         self.catalog = catalog
         self.vectors = vectors
-        self.encoder = encoder
+        self._text_encoder = text_encoder
+        self._image_encoder = image_encoder
         self.max_image_pixels = max_image_pixels
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -89,7 +102,7 @@ class Searcher:
         if key in self._text_cache:
             self._text_cache.move_to_end(key)
             return self._text_cache[key]
-        vec = self.encoder.encode_texts([key])[0]
+        vec = self._text_encoder().encode_texts([key])[0]
         self._text_cache[key] = vec
         if len(self._text_cache) > 256:
             self._text_cache.popitem(last=False)
@@ -97,14 +110,14 @@ class Searcher:
 
     def image_vector(self, image: str | Path | Image.Image) -> np.ndarray:
         if isinstance(image, Image.Image):
-            return self.encoder.encode_pil([image.convert("RGB")])[0]
+            return self._image_encoder().encode_pil([image.convert("RGB")])[0]
         path = str(Path(image).expanduser().resolve())
         ids = self.catalog.item_ids_of_path(path)
         if ids:
-            stored = self.catalog.embedding_of(ids[0], self.encoder.model_id)
+            stored = self.catalog.embedding_of(ids[0], self.vectors.model_id)
             if stored is not None:
                 return normalise(stored)
-        return self.encoder.encode_pil([open_image(path, self.max_image_pixels)])[0]
+        return self._image_encoder().encode_pil([open_image(path, self.max_image_pixels)])[0]
 
     def query_vector(self, query: Query) -> np.ndarray:
         parts = []
@@ -129,7 +142,7 @@ class Searcher:
         return _apply_cutoffs(hits, query)
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
-        return self.catalog.vectors_of(ids, self.encoder.model_id, self.vectors.dim)
+        return self.catalog.vectors_of(ids, self.vectors.model_id, self.vectors.dim)
 
     def _collapsed(self, vec: np.ndarray, query: Query, allowed: np.ndarray | None) -> list[Hit]:
         """Search deep enough that, after folding frames into videos, ``top`` files remain."""

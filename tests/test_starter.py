@@ -188,7 +188,7 @@ def test_shipped_class_embeddings_match_the_class_table(enc):
 
 @pytest.mark.slow
 def test_minilm_matches_sentence_transformers(monkeypatch):
-    """Our plain-torch MiniLM computes what sentence-transformers computes from the same wheel."""
+    """Our numpy MiniLM computes what sentence-transformers computes from the same wheel."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
@@ -197,3 +197,23 @@ def test_minilm_matches_sentence_transformers(monkeypatch):
     ours = MiniLM(folder).encode(texts)
     reference = SentenceTransformer(str(folder), device="cpu").encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(ours, reference, atol=1e-5)
+
+
+def test_saved_text_tower_searches_like_the_starter_without_torch(enc, tmp_path):
+    """The starter's text side is saved as a pointer to the MiniLM wheel; loading it needs no torch."""
+    from clifs.models import text_towers
+
+    assert text_towers.store(tmp_path, None, enc, fallback_reason="offline")
+    script = (
+        "import json, sys; from pathlib import Path; from clifs.models import text_towers; "
+        f"t = text_towers.load(Path({str(tmp_path)!r}), None); "
+        "print(json.dumps([t.model_id, t.fallback_reason, t.encode_texts(['a cat', 'a red car']).tolist(), "
+        "'torch' in sys.modules]))"
+    )
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    model_id, reason, vectors, imported_torch = json.loads(out.stdout)
+    assert model_id == enc.model_id and reason == "offline" and imported_torch is False
+    np.testing.assert_allclose(vectors, enc.encode_texts(["a cat", "a red car"]), atol=1e-5)

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     unembedded = library.catalog.counts()["items"] - len(library.vectors)
     if unembedded > 0:
         print(
-            f"clifs: {unembedded} indexed items have no vectors for {library.encoder.display_name} yet "
+            f"clifs: {unembedded} indexed items have no vectors for {library.model.display_name} yet "
             "(indexed with another model); run `clifs index` on their folders to embed them.",
             file=sys.stderr,
         )
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print_json([h.to_json() for h in hits])
         return 0
     if library.fallback_reason:
-        print(f"(model: {library.encoder.display_name})")
+        print(f"(model: {library.model.display_name})")
     for h in hits:
         where = f" @ {format_timestamp(h.timestamp)}" if h.timestamp is not None else ""
         print(f"{h.score:.3f}  {h.path}{where}")

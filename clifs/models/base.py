@@ -1,20 +1,29 @@
-"""The one interface every model backend implements."""
+"""The interfaces every model backend implements: the text side alone, and the whole encoder.
+
+Importing this module does not import torch: a text search runs on the text side only
+(clifs.models.text_towers) and never needs it.
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from clifs.errors import ModelUnavailable
 
-__all__ = ["Encoder", "ModelUnavailable", "normalise", "pick_device"]
+if TYPE_CHECKING:
+    import torch
+
+    from clifs.models.text_towers import TextTowerExport
+
+__all__ = ["Encoder", "ModelUnavailable", "TextEncoder", "normalise", "pick_device"]
 
 
-class Encoder(ABC):
-    """Maps images and texts into one space; every embedding is L2-normalised float32.
+class TextEncoder(ABC):
+    """Maps texts into a model's embedding space; every embedding is L2-normalised float32.
 
     ``model_id`` names the space: architecture + weights tag + checksum. Vectors of
     different model ids are never mixed.
@@ -30,6 +39,15 @@ class Encoder(ABC):
     is_clip: bool = True
     #: Multiplier for zero-shot softmax (CLIP's exponentiated logit scale).
     logit_scale: float = 100.0
+
+    @abstractmethod
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Texts -> (n, dim) float32, L2-normalised."""
+
+
+class Encoder(TextEncoder):
+    """Maps images and texts into one space (the whole model, on torch)."""
+
     #: Counts images passed through the image tower (tests use it to prove vectors were reused).
     images_encoded: int = 0
 
@@ -40,9 +58,9 @@ class Encoder(ABC):
     @abstractmethod
     def _encode_images(self, batch: torch.Tensor) -> np.ndarray: ...
 
-    @abstractmethod
-    def encode_texts(self, texts: list[str]) -> np.ndarray:
-        """Texts -> (n, dim) float32, L2-normalised."""
+    def export_text_tower(self) -> TextTowerExport | None:
+        """The text side as plain arrays, for searches that skip torch; None when this model has no such export."""
+        return None
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         """A stacked batch from ``preprocess`` -> (n, dim) float32, L2-normalised."""
@@ -51,6 +69,8 @@ class Encoder(ABC):
         return out
 
     def encode_pil(self, images: list[Image.Image]) -> np.ndarray:
+        import torch
+
         return self.encode_images(torch.stack([self.preprocess(im) for im in images]))
 
 
@@ -60,6 +80,8 @@ def normalise(x: np.ndarray) -> np.ndarray:
 
 
 def pick_device(requested: str = "auto") -> str:
+    import torch
+
     if requested != "auto":
         return requested
     if torch.cuda.is_available():

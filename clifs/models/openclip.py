@@ -15,6 +15,8 @@ import torch
 from PIL import Image
 
 from clifs.models.base import Encoder, ModelUnavailable, pick_device
+from clifs.models.clip_text_numpy import ClipTextConfig
+from clifs.models.text_towers import TextTowerExport
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,15 @@ def _fetch_pretrained(arch: str, tag: str) -> Path:
 
 
 class OpenClipEncoder(Encoder):
-    def __init__(self, model: torch.nn.Module, tokenizer, model_id: str, display_name: str, device: str):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer,
+        model_id: str,
+        display_name: str,
+        device: str,
+        weights: Path | None = None,
+    ):
         from open_clip import get_model_preprocess_cfg
         from open_clip.transform import PreprocessCfg, image_transform_v2
 
@@ -213,10 +223,56 @@ class OpenClipEncoder(Encoder):
             else int(model.encode_text(tokenizer(["x"]).to(device)).shape[-1])
         )
         self.logit_scale = float(model.logit_scale.exp().item())
-        self._transform = image_transform_v2(
-            PreprocessCfg(**get_model_preprocess_cfg(model)), is_train=False
-        )
+        self._transform = image_transform_v2(PreprocessCfg(**get_model_preprocess_cfg(model)), is_train=False)
         self.images_encoded = 0
+        #: The file the weights came from (None for random weights): a saved text tower is valid while it is unchanged.
+        self.weights = weights
+
+    def export_text_tower(self) -> TextTowerExport | None:
+        """The plain open_clip text tower with the default tokenizer as arrays; None for any other design."""
+        from open_clip.tokenizer import SimpleTokenizer, _clean_lower
+        from open_clip.transformer import QuickGELU
+
+        model, tok = self.model, self.tokenizer
+        if (
+            self.weights is None
+            or not _is_plain_clip(model)
+            or getattr(model, "text_pool_type", "argmax") != "argmax"
+            or model.attn_mask is None
+            or type(tok) is not SimpleTokenizer
+            or tok.clean_fn is not _clean_lower
+            or tok.reduction_fn is not None
+            or tok.vocab_size != model.token_embedding.num_embeddings
+        ):
+            return None
+        blocks = model.transformer.resblocks
+        activations = {torch.nn.GELU: "gelu", QuickGELU: "quick_gelu"}
+        if not all(
+            type(b.mlp.gelu) in activations
+            and getattr(b.mlp.gelu, "approximate", "none") == "none"
+            and isinstance(b.attn, torch.nn.MultiheadAttention)
+            for b in blocks
+        ):
+            return None
+        tensors = {
+            name: value.detach().float().cpu().numpy()
+            for name, value in model.state_dict().items()
+            if name.startswith(("transformer.", "token_embedding.", "ln_final.")) or name == "positional_embedding"
+        }
+        if isinstance(model.text_projection, torch.nn.Linear):
+            tensors["text_projection"] = model.text_projection.weight.detach().float().T.cpu().numpy()
+            if model.text_projection.bias is not None:
+                tensors["text_projection_bias"] = model.text_projection.bias.detach().float().cpu().numpy()
+        else:
+            tensors["text_projection"] = model.text_projection.detach().float().cpu().numpy()
+        config = ClipTextConfig(
+            layers=len(blocks),
+            heads=blocks[0].attn.num_heads,
+            context_length=tok.context_length,
+            activation=activations[type(blocks[0].mlp.gelu)],
+            eps=model.ln_final.eps,
+        )
+        return TextTowerExport("clip", tensors, config.to_json(), [self.weights])
 
     def _autocast(self):
         if self.device == "cuda":
@@ -279,7 +335,7 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
     try:
         if name.startswith(("hf-hub:", "local-dir:")):
             model = open_clip.create_model(name, device="cpu")
-            weights_id = name
+            weights_id, weights = name, None
         else:
             weights = path if path is not None else _fetch_pretrained(name, tag or "")
             with _skip_random_init():
@@ -293,7 +349,7 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
         raise ModelUnavailable(f"Could not load model {spec!r}: {first_line}. {_HOW_TO_SUPPLY}") from None
     tokenizer = open_clip.get_tokenizer(name)
     label = display_name or f"CLIP {name}" + (f" ({tag})" if tag else "")
-    return OpenClipEncoder(model, tokenizer, f"openclip:{name}:{weights_id}", label, device)
+    return OpenClipEncoder(model, tokenizer, f"openclip:{name}:{weights_id}", label, device, weights)
 
 
 def random_init(arch: str, device: str = "cpu") -> OpenClipEncoder:

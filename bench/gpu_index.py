@@ -117,22 +117,17 @@ def pipeline(encoder, folder: Path, batch: int, workers: int) -> float:
 
 
 def service(encoder, folder: Path, batch: int, workers: int) -> float:
+    from service_run import index_with_service
+
     from clifs.config import Settings
     from clifs.library import Library
-    from indexer.service import IndexerService
 
     with tempfile.TemporaryDirectory() as home:
         library = Library(Settings(home=Path(home), batch_size=batch, decode_workers=workers), encoder=encoder)
-        start = time.perf_counter()
-        svc = IndexerService(library, watch=False)
-        svc.add_folder(str(folder))
-        svc.start()
-        assert svc.wait_idle(timeout=1800)
-        elapsed = time.perf_counter() - start
-        svc.stop()
+        elapsed, status = index_with_service(library, folder)
         library.close()
-    assert svc.status().failed == 0, svc.status().recent_errors[:3]
-    return svc.status().done / elapsed
+    assert status.failed == 0, status.recent_errors[:3]
+    return status.done / elapsed
 
 
 def main() -> None:

@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 import torch
+from service_run import index_with_service
 
 from clifs.config import Settings
 from clifs.library import Library
 from clifs.video import sample_frames
-from indexer.service import IndexerService
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
@@ -53,15 +53,8 @@ def time_service(clips: list[Path], encoder) -> float:
         for c in clips:
             shutil.copy(c, folder / c.name)
         library = Library(Settings(home=Path(tmp) / "home"), encoder=encoder)
-        start = time.perf_counter()
-        service = IndexerService(library, watch=False)
-        service.add_folder(str(folder))
-        service.start()
-        assert service.wait_idle(timeout=1800)
-        elapsed = time.perf_counter() - start
-        service.stop()
+        elapsed, status = index_with_service(library, folder)
         library.close()
-        status = service.status()
         assert status.done == len(clips) and status.failed == 0, status
     return elapsed
 

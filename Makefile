@@ -14,12 +14,15 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e '.[test]'
+	# devkit/ (generators, training, evaluation) is not in the wheel: the dev venv sees it from the checkout.
+	$(BIN)/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'clifs-devkit.pth').write_text('$(CURDIR)\n')"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
 
 run: setup

@@ -36,7 +36,7 @@ def main() -> None:
     import open_clip
     from safetensors.torch import save_file
 
-    from clifs.shapes import iter_scenes
+    from devkit.shapes import iter_scenes
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / f"{args.arch}.safetensors"
@@ -52,7 +52,9 @@ def main() -> None:
         subprocess.run([*clifs, "index", str(photos), "--no-progress"], env=env, check=True, capture_output=True)
         search = timed([*clifs, "search", "a red circle", "--top", "5"], env, args.repeats)
         listing = timed([*clifs, "list"], env, args.repeats)
-    print(f"cold `clifs search` with {args.arch}: {search:.2f} s median over {args.repeats} (clifs list: {listing:.2f} s)")
+    print(
+        f"cold `clifs search` with {args.arch}: {search:.2f} s median over {args.repeats} (clifs list: {listing:.2f} s)"
+    )
 
 
 if __name__ == "__main__":

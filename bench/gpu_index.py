@@ -68,7 +68,7 @@ def _write_jpeg(args: tuple[Path, int]) -> None:
     import numpy as np
     from PIL import Image
 
-    from clifs.shapes import iter_scenes
+    from devkit.shapes import iter_scenes
 
     path, seed = args
     scene = next(iter_scenes(seed, 1, 128))
@@ -87,7 +87,7 @@ def make_jpegs(folder: Path, count: int) -> None:
 def model_alone(encoder, folder: Path, batch: int, repeats: int = 5) -> float:
     import torch
 
-    from clifs.media import open_image
+    from clifs.engine.media import open_image
 
     paths = sorted(folder.iterdir())[: batch * 4]
     tensors = torch.stack([encoder.preprocess(open_image(p)) for p in paths]).to("cuda")
@@ -102,8 +102,8 @@ def model_alone(encoder, folder: Path, batch: int, repeats: int = 5) -> float:
 
 
 def pipeline(encoder, folder: Path, batch: int, workers: int) -> float:
-    from clifs.config import Settings
-    from clifs.library import Library
+    from clifs.engine.config import Settings
+    from clifs.engine.library import Library
     from indexer.pipeline import Pipeline
 
     with tempfile.TemporaryDirectory() as home:
@@ -119,8 +119,8 @@ def pipeline(encoder, folder: Path, batch: int, workers: int) -> float:
 def service(encoder, folder: Path, batch: int, workers: int) -> float:
     from service_run import index_with_service
 
-    from clifs.config import Settings
-    from clifs.library import Library
+    from clifs.engine.config import Settings
+    from clifs.engine.library import Library
 
     with tempfile.TemporaryDirectory() as home:
         library = Library(Settings(home=Path(home), batch_size=batch, decode_workers=workers), encoder=encoder)
@@ -149,7 +149,7 @@ def main() -> None:
 
     import torch
 
-    from clifs.models.openclip import random_init
+    from clifs.engine.models.openclip import random_init
 
     assert torch.cuda.is_available(), "no CUDA device"
     encoder = random_init(args.model, device="cuda")

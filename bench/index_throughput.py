@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clifs.config import Settings
-from clifs.library import Library
-from clifs.media import open_image
-from clifs.models.openclip import random_init
-from clifs.shapes import iter_scenes
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from clifs.engine.media import open_image
+from clifs.engine.models.openclip import random_init
+from devkit.shapes import iter_scenes
 from indexer.pipeline import Pipeline
 
 

@@ -1,4 +1,4 @@
-"""Write clifs/models/imagenet_classes.tsv (the 1000 ImageNet classes with names a person would type)
+"""Write clifs/engine/models/imagenet_classes.tsv (the 1000 ImageNet classes with names a person would type)
 and imagenet_class_embeddings.npz (their MiniLM embeddings, so the starter model loads in seconds).
 
 The starter model (ConSE) embeds each class by its name, so a class must be named
@@ -13,7 +13,7 @@ WordNet (Debian's ``wordnet-base``) gives, for each class:
 
 Run it where ``apt-get download wordnet-base`` works (or pass --wordnet DIR with
 data.noun); the output is committed, so clifs itself never needs WordNet. After a
-change to how a class reads (``clifs.models.starter.CLASS_TEMPLATE``), refresh the
+change to how a class reads (``clifs.engine.models.starter.CLASS_TEMPLATE``), refresh the
 embeddings alone with --embeddings-only.
 
     python bench/make_imagenet_classes.py [--wordnet DIR] [--embeddings-only]
@@ -31,8 +31,8 @@ import numpy as np
 import timm
 import torch
 
-from clifs.models import starter
-from clifs.models.minilm import MiniLM
+from clifs.engine.models import starter
+from clifs.engine.models.minilm import MiniLM
 
 OUT = starter.CLASSES_FILE
 

@@ -28,10 +28,10 @@ import faiss
 import numpy as np
 from sqlalchemy import insert
 
-from clifs.catalog import Embedding, File, Item, Meta
-from clifs.config import Settings
-from clifs.library import Library
-from clifs.models.base import normalise
+from clifs.engine.catalog import Embedding, File, Item, Meta
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from clifs.engine.models.base import normalise
 
 DIM = 512
 QUERIES = ["a dog on a beach", "a red car", "birthday cake with candles", "mountains at sunset", "a cat asleep"]
@@ -132,7 +132,7 @@ def prepare_model(folder: Path, arch: str) -> tuple[str, object]:
     import open_clip
     from safetensors.torch import save_file
 
-    from clifs.models.openclip import load
+    from clifs.engine.models.openclip import load
 
     weights = folder / f"{arch}.safetensors"
     model = open_clip.create_model(arch)
@@ -150,7 +150,7 @@ def main() -> None:
     if args.measure:
         measure(args.measure, args.sizes[0], args.queries)
         return
-    from clifs.models import text_towers
+    from clifs.engine.models import text_towers
 
     with tempfile.TemporaryDirectory() as tmp:
         spec, encoder = prepare_model(Path(tmp), "ViT-B-32")

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clifs.catalog import IndexedFile, NewItem
-from clifs.config import Settings
-from clifs.library import Library
-from clifs.models.testmodel import load as load_test_model
+from clifs.engine.catalog import IndexedFile, NewItem
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from clifs.engine.models.testmodel import load as load_test_model
 from indexer.pipeline import Pipeline
 from indexer.service import IndexerService
 

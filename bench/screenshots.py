@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 
-from clifs.config import Settings  # noqa: E402
-from clifs.library import Library  # noqa: E402
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes  # noqa: E402
+from clifs.engine.config import Settings  # noqa: E402
+from clifs.engine.library import Library  # noqa: E402
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes  # noqa: E402
 from gui.app import application  # noqa: E402
 from gui.main_window import MainWindow  # noqa: E402
 from gui.results import THUMB_ERROR_ROLE  # noqa: E402

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from clifs.library import Library
+from clifs.engine.library import Library
 from indexer.service import IndexerService, IndexerStatus
 
 

@@ -12,7 +12,7 @@ ranks files for each query in assets/demo/queries.json the way search shows them
 The headline is the top-1 rate over the queries whose concept ImageNet covers
 (goal: at least 70%). ``--tune`` sweeps the ConSE settings (the crop, how class names read,
 a prompt around the query, top-k) and calibrates logit_scale, to choose the
-defaults in clifs/models/starter.py; every setting applies to all queries alike.
+defaults in clifs/engine/models/starter.py; every setting applies to all queries alike.
 
     python bench/starter_quality.py [--tune] [--json OUT]
 """
@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clifs.models import starter
-from clifs.models.base import normalise
+from clifs.engine.models import starter
+from clifs.engine.models.base import normalise
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 VIDEO_SUFFIXES = (".mp4", ".mpg", ".avi", ".mov", ".mkv", ".webm")

@@ -22,19 +22,19 @@ from pathlib import Path
 import torch
 from service_run import index_with_service
 
-from clifs.config import Settings
-from clifs.library import Library
-from clifs.video import sample_frames
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from clifs.engine.video import sample_frames
 
 DEMO = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def load_encoder(name: str):
     if name == "shapes-vit-tiny":
-        from clifs.models.testmodel import load
+        from clifs.engine.models.testmodel import load
 
         return load(device="cpu")
-    from clifs.models.openclip import random_init
+    from clifs.engine.models.openclip import random_init
 
     return random_init(name)
 

@@ -27,12 +27,12 @@ from functools import partial
 
 import torch
 
-from clifs.models.base import Encoder
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from clifs.vision.boxes import BoxOptions, score_boxes
-from clifs.vision.dense import DenseOptions, segment
-from clifs.vision.labels import embed_labels, label_embedding
-from clifs.vision.vocabulary import background_labels, load_vocabulary
+from clifs.engine.models.base import Encoder
+from clifs.engine.vision.boxes import BoxOptions, score_boxes
+from clifs.engine.vision.dense import DenseOptions, segment
+from clifs.engine.vision.labels import embed_labels, label_embedding
+from clifs.engine.vision.vocabulary import background_labels, load_vocabulary
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
@@ -49,7 +49,7 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
 def random_clip(arch: str) -> Encoder:
     import open_clip
 
-    from clifs.models.openclip import OpenClipEncoder
+    from clifs.engine.models.openclip import OpenClipEncoder
 
     torch.manual_seed(0)
     model = open_clip.create_model(arch, pretrained=None)
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in args.models.split(","):
         if name == "test":
-            from clifs.models import testmodel
+            from clifs.engine.models import testmodel
 
             layouts = {"short side 64 (1 window)": dict(short_side=64), "default (96, 2x2 windows)": {}}
             rows = bench_model("test model", testmodel.load(device="cpu"), [64, 128], layouts, args.repeats)

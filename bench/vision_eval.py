@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clifs.models import testmodel
-from clifs.models.base import Encoder
-from clifs.shapes import HELD_OUT_SEED_BASE, Scene, iter_scenes
-from clifs.vision.boxes import BoxOptions, box_iou, detect
-from clifs.vision.dense import DenseOptions, segment
-from clifs.vision.labels import embed_labels, probabilities
-from clifs.vision.metrics import BoxAP, MaskIoU
-from clifs.vision.vocabulary import background_labels, load_vocabulary
+from clifs.engine.models import testmodel
+from clifs.engine.models.base import Encoder
+from clifs.engine.vision.boxes import BoxOptions, box_iou, detect
+from clifs.engine.vision.dense import DenseOptions, segment
+from clifs.engine.vision.labels import embed_labels, probabilities
+from clifs.engine.vision.metrics import BoxAP, MaskIoU
+from clifs.engine.vision.vocabulary import background_labels, load_vocabulary
+from devkit.shapes import HELD_OUT_SEED_BASE, Scene, iter_scenes
 
 NAMES = load_vocabulary("shapes")
 LABEL_SEED, MASK_SEED, BOX_SEED = HELD_OUT_SEED_BASE + 101, HELD_OUT_SEED_BASE + 202, HELD_OUT_SEED_BASE + 303

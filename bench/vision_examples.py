@@ -19,13 +19,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from clifs.models import testmodel
-from clifs.models.base import ModelUnavailable
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from clifs.vision.boxes import detect
-from clifs.vision.dense import DenseOptions, segment
-from clifs.vision.overlay import box_overlay, mask_overlay
-from clifs.vision.vocabulary import load_vocabulary
+from clifs.engine.models import testmodel
+from clifs.engine.models.base import ModelUnavailable
+from clifs.engine.vision.boxes import detect
+from clifs.engine.vision.dense import DenseOptions, segment
+from clifs.engine.vision.overlay import box_overlay, mask_overlay
+from clifs.engine.vision.vocabulary import load_vocabulary
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
 SIZE = 192
 PHOTOS = {"chelsea.jpg": ["cat"], "coffee.jpg": ["cup", "spoon"], "motorcycle.jpg": ["motorcycle"]}
@@ -71,7 +71,7 @@ def shapes_examples(encoder, out: Path) -> None:
 
 
 def photo_examples(out: Path, demo: Path) -> bool:
-    from clifs.models import starter
+    from clifs.engine.models import starter
 
     try:
         encoder = starter.load(device="cpu")

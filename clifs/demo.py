@@ -12,9 +12,10 @@ import os
 import sys
 from pathlib import Path
 
-from clifs.config import Settings
+from clifs.engine.assets import demo_folder
+from clifs.engine.config import Settings
 
-DEMO_FOLDER = Path(__file__).resolve().parents[1] / "assets" / "demo"
+DEMO_FOLDER = demo_folder()
 EXAMPLE_QUERIES = ["a cat", "a dog", "a cup of coffee", "a rocket", "a bird"]
 
 
@@ -25,7 +26,7 @@ def has_display() -> bool:
 
 
 def index_demo(settings: Settings):
-    from clifs.library import Library
+    from clifs.engine.library import Library
     from indexer.pipeline import Pipeline
 
     library = Library(settings)
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gui", action="store_true", help="print example searches instead of opening the window")
     parser.add_argument("--model", help="model name or path (default: CLIP if available, else the starter model)")
     args = parser.parse_args(argv)
-    from clifs.models.base import ModelUnavailable
+    from clifs.engine.models.base import ModelUnavailable
 
     settings = Settings.load()
     if args.model:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from PySide6.QtWidgets import QApplication
 
-from clifs.config import Settings
-from clifs.library import Library
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
 from gui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,3 @@ def _show_in(window: MainWindow):
         window.statusBar().showMessage(f"Unexpected error: {exc} (details in the log)", 20_000)
 
     return hook
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m gui.app [--model NAME] [FOLDER...]`: the same as `clifs gui`."""
-    from clifs.cli.main import main as clifs_main
-
-    return clifs_main(["gui", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

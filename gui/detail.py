@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clifs.search import Hit
+from clifs.engine.search import Hit
 from gui import format as fmt
 from gui.vision_panel import VisionPanel
 

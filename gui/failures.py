@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clifs.catalog import Catalog
+from clifs.engine.catalog import Catalog
 
 
 class FailuresDialog(QDialog):

@@ -1,4 +1,4 @@
-"""The filter bar: folder, kind and date range (``clifs.search.Query`` fields), and a relevance slider.
+"""The filter bar: folder, kind and date range (``clifs.engine.search.Query`` fields), and a relevance slider.
 
 The slider only hides hits already found, so dragging it answers at once.
 """
@@ -11,7 +11,7 @@ import time
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QSlider, QWidget
 
-from clifs.search import Hit
+from clifs.engine.search import Hit
 
 DAY = 86_400.0
 DATE_PRESETS: list[tuple[str, float | None]] = [

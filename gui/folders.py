@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clifs.catalog import Catalog
+from clifs.engine.catalog import Catalog
 
 PATH_ROLE = Qt.ItemDataRole.UserRole + 1
 PAUSED_ROLE = Qt.ItemDataRole.UserRole + 2

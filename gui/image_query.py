@@ -9,7 +9,7 @@ from PIL import Image
 from PySide6.QtCore import QBuffer, QMimeData
 from PySide6.QtGui import QImage
 
-from clifs.media import kind_of
+from clifs.engine.media import kind_of
 
 
 def image_from_mime(mime: QMimeData) -> str | QImage | None:

@@ -14,7 +14,7 @@ from dataclasses import fields
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from clifs.library import Library
+from clifs.engine.library import Library
 from indexer.lock import LockHeld
 from indexer.service import IndexerService, IndexerStatus
 from indexer.status import read_status_file

@@ -36,10 +36,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from clifs.library import Library
-from clifs.search import Hit
-from clifs.thumbnails import ThumbnailCache
-from clifs.vision.dense import supports_masks
+from clifs.engine.library import Library
+from clifs.engine.search import Hit
+from clifs.engine.thumbnails import ThumbnailCache
+from clifs.engine.vision.dense import supports_masks
 from gui import desktop
 from gui.detail import DetailPane
 from gui.empty_state import EmptyState

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
-from clifs.models.base import Encoder
+from clifs.engine.models.base import Encoder
 from indexer.status import IndexerStatus
 
 WORKING_STATES = ("scanning", "indexing")

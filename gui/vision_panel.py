@@ -7,7 +7,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from clifs.vision.labels import LabelScore
+from clifs.engine.vision.labels import LabelScore
 
 
 class VisionPanel(QWidget):

@@ -16,11 +16,11 @@ from PIL import Image
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtGui import QImage
 
-from clifs.library import Library
-from clifs.media import MediaError, kind_of, open_image
-from clifs.models.base import ModelUnavailable
-from clifs.search import Hit
-from clifs.thumbnails import ThumbnailCache
+from clifs.engine.library import Library
+from clifs.engine.media import MediaError, kind_of, open_image
+from clifs.engine.models.base import ModelUnavailable
+from clifs.engine.search import Hit
+from clifs.engine.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class ModelLoader(QObject):
 class SearchRequest:
     text: str = ""
     image: str | Image.Image | None = None
-    filters: dict = field(default_factory=dict)  # the other fields of clifs.search.Query
+    filters: dict = field(default_factory=dict)  # the other fields of clifs.engine.search.Query
     top: int = 120
 
     def is_empty(self) -> bool:
@@ -216,8 +216,8 @@ class VisionRunner(QObject):
             done.emit(key, result)
 
     def _labels(self, item_id: int) -> list:
-        from clifs.vision.labels import label_embedding
-        from clifs.vision.vocabulary import default_labels
+        from clifs.engine.vision.labels import label_embedding
+        from clifs.engine.vision.vocabulary import default_labels
 
         encoder = self.library.encoder
         embedding = self.library.catalog.embedding_of(item_id, encoder.model_id)
@@ -233,9 +233,9 @@ class VisionRunner(QObject):
         )
 
     def _overlay(self, path: str, timestamp: float | None, text: str, mode: str) -> QImage:
-        from clifs.vision.boxes import detect
-        from clifs.vision.dense import segment
-        from clifs.vision.overlay import box_overlay, mask_overlay
+        from clifs.engine.vision.boxes import detect
+        from clifs.engine.vision.dense import segment
+        from clifs.engine.vision.overlay import box_overlay, mask_overlay
 
         image = _load_picture(path, timestamp, 1024)
         encoder = self.library.encoder
@@ -250,7 +250,7 @@ class VisionRunner(QObject):
 def _load_picture(path: str, timestamp: float | None, min_side: int) -> Image.Image:
     """The image, or the video's frame at ``timestamp``, upright and RGB."""
     if kind_of(path) == "video":
-        from clifs.video import read_frame
+        from clifs.engine.video import read_frame
 
         return read_frame(path, timestamp or 0.0)
     return open_image(Path(path), min_side=min_side)

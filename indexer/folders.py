@@ -11,7 +11,7 @@ import os
 
 from sqlalchemy import delete
 
-from clifs.catalog import Catalog, Folder
+from clifs.engine.catalog import Catalog, Folder
 
 
 def normalise(path: str) -> str:

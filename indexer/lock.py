@@ -13,7 +13,7 @@ import errno
 import os
 from pathlib import Path
 
-from clifs.leftovers import pid_alive
+from clifs.engine.atomic_files import pid_alive
 
 try:
     import fcntl

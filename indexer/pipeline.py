@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from clifs.catalog import IndexedFile, NewItem
-from clifs.library import Library
-from clifs.media import MediaError, content_hash, open_image
+from clifs.engine.catalog import IndexedFile, NewItem
+from clifs.engine.library import Library
+from clifs.engine.media import MediaError, content_hash, open_image
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
@@ -197,7 +197,7 @@ class Pipeline:
         try:
             h = content_hash(f.path, f.size)
             if f.kind == "video":
-                from clifs.video import sample_frames
+                from clifs.engine.video import sample_frames
 
                 video = sample_frames(f.path)
                 return _Decoded(

@@ -13,8 +13,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from clifs.catalog import FileState
-from clifs.media import kind_of
+from clifs.engine.catalog import FileState
+from clifs.engine.media import kind_of
 
 
 @dataclass(frozen=True)

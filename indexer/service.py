@@ -20,9 +20,9 @@ from dataclasses import replace
 
 from sqlalchemy import select
 
-from clifs.catalog import Catalog, File, FileState
-from clifs.library import Library
-from clifs.media import kind_of
+from clifs.engine.catalog import Catalog, File, FileState
+from clifs.engine.library import Library
+from clifs.engine.media import kind_of
 from indexer.folders import forget_folder, is_under, normalise
 from indexer.lock import IndexerLock
 from indexer.pipeline import IndexReport, Pipeline

@@ -30,7 +30,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from clifs.media import kind_of
+from clifs.engine.media import kind_of
 from indexer.scan import is_excluded
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from clifs.shapes import COLOURS, HELD_OUT_SEED_BASE, SHAPES, render_scene, scene_rng
+from devkit.shapes import COLOURS, HELD_OUT_SEED_BASE, SHAPES, render_scene, scene_rng
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 torch.set_num_threads(1)
@@ -28,7 +28,7 @@ def clifs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def test_encoder():
-    from clifs.models.testmodel import load
+    from clifs.engine.models.testmodel import load
 
     return load(device="cpu")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import faiss
 
-from clifs.library import Library
-from clifs.shapes import HELD_OUT_SEED_BASE, render_scene, scene_rng
+from clifs.engine.library import Library
+from devkit.shapes import HELD_OUT_SEED_BASE, render_scene, scene_rng
 
 IMAGE_SUFFIXES = (".png", ".jpg")
 

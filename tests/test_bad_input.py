@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clifs.library import Library
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+from clifs.engine.library import Library
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 from indexer.pipeline import Pipeline
 from tests.conftest import run_clifs
 
@@ -71,7 +71,7 @@ def indexed(tmp_path_factory):
     Image.new("RGB", (6000, 60), (30, 30, 200)).save(d / "very_wide.png")
     _scene(6).save(d / "café 日本 ünïcödé.png")
     _scene(7).save(d / ("long_" + "x" * 200 + ".png"))
-    _scene(8).save(d / "it's a \"quoted\" name with spaces.png")
+    _scene(8).save(d / 'it\'s a "quoted" name with spaces.png')
     (d / "UPPER.JPG").write_bytes(_jpeg_bytes(_scene(9)))
     # -- excluded: in neither list
     (d / ".hidden.png").write_bytes(png.getvalue())
@@ -110,7 +110,7 @@ VALID = [
     "very_wide.png",
     "café 日本 ünïcödé.png",
     "long_" + "x" * 200 + ".png",
-    "it's a \"quoted\" name with spaces.png",
+    'it\'s a "quoted" name with spaces.png',
     "UPPER.JPG",
 ]
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 from tests.conftest import run_clifs, write_single_objects
 
 

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from clifs.library import Library
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+from clifs.engine.library import Library
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 from tests.conftest import clifs_env, run_clifs
 
 

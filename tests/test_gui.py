@@ -12,9 +12,9 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QImage
 from PySide6.QtWidgets import QApplication
 
-from clifs.catalog import Catalog
-from clifs.config import Settings
-from clifs.library import Library
+from clifs.engine.catalog import Catalog
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
 from gui.failures import FailuresDialog
 from gui.folders import FoldersDialog, choose_folder
 from gui.main_window import MainWindow

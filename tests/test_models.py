@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from clifs.config import ConfigError, Settings
-from clifs.models.base import ModelUnavailable
-from clifs.models.registry import load_model
+from clifs.engine.config import ConfigError, Settings
+from clifs.engine.models.base import ModelUnavailable
+from clifs.engine.models.registry import load_model
 
 
 def test_trimmed_text_tower_matches_the_full_context(test_encoder):
@@ -22,7 +22,7 @@ def test_trimmed_text_tower_matches_the_full_context(test_encoder):
 
 
 def test_image_embeddings_are_unit_vectors_and_counted(test_encoder):
-    from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+    from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
     before = test_encoder.images_encoded
     images = [s.image for s in iter_scenes(HELD_OUT_SEED_BASE + 60, 4, 64)]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from clifs.library import Library
-from clifs.models.openclip import random_init
+from clifs.engine.library import Library
+from clifs.engine.models.openclip import random_init
 from indexer.pipeline import Pipeline
 from tests.conftest import write_single_objects
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from clifs.models import starter
-from clifs.models.base import ModelUnavailable
-from clifs.models.minilm import MiniLM
-from clifs.models.registry import load_encoder
+from clifs.engine.models import starter
+from clifs.engine.models.base import ModelUnavailable
+from clifs.engine.models.minilm import MiniLM
+from clifs.engine.models.registry import load_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "assets" / "demo"
@@ -201,11 +201,11 @@ def test_minilm_matches_sentence_transformers(monkeypatch):
 
 def test_saved_text_tower_searches_like_the_starter_without_torch(enc, tmp_path):
     """The starter's text side is saved as a pointer to the MiniLM wheel; loading it needs no torch."""
-    from clifs.models import text_towers
+    from clifs.engine.models import text_towers
 
     assert text_towers.store(tmp_path, None, enc, fallback_reason="offline")
     script = (
-        "import json, sys; from pathlib import Path; from clifs.models import text_towers; "
+        "import json, sys; from pathlib import Path; from clifs.engine.models import text_towers; "
         f"t = text_towers.load(Path({str(tmp_path)!r}), None); "
         "print(json.dumps([t.model_id, t.fallback_reason, t.encode_texts(['a cat', 'a red car']).tolist(), "
         "'torch' in sys.modules]))"

@@ -6,7 +6,7 @@ seeds are at or above HELD_OUT_SEED_BASE, never used in training.
 
 from __future__ import annotations
 
-from clifs.evaluate import text_to_image_recall_at_1, zero_shot_accuracy
+from devkit.evaluate import text_to_image_recall_at_1, zero_shot_accuracy
 
 ZERO_SHOT_FLOOR = 0.95  # measured 0.977 (single template: 0.990)
 RECALL_AT_1_FLOOR = 0.95  # measured 1.000

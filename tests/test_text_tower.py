@@ -13,11 +13,11 @@ import numpy as np
 import open_clip
 import pytest
 
-from clifs.models import text_towers
-from clifs.models.clip_tokenizer import ClipTokenizer
-from clifs.models.openclip import OpenClipEncoder
-from clifs.models.openclip import load as load_openclip
-from clifs.models.testmodel import WEIGHTS
+from clifs.engine.models import text_towers
+from clifs.engine.models.clip_tokenizer import ClipTokenizer
+from clifs.engine.models.openclip import OpenClipEncoder
+from clifs.engine.models.openclip import load as load_openclip
+from clifs.engine.models.testmodel import WEIGHTS
 from tests.conftest import TEST_MODEL, clifs_env, run_clifs, write_single_objects
 
 AWKWARD_TEXTS = [

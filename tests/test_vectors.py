@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clifs.catalog import Catalog, IndexedFile, NewItem
-from clifs.models.base import normalise
-from clifs.vectors import VectorIndex
+from clifs.engine.catalog import Catalog, IndexedFile, NewItem
+from clifs.engine.models.base import normalise
+from clifs.engine.vectors import VectorIndex
 
 DIM = 8
 MODEL = "test:model"
@@ -71,7 +71,7 @@ def test_file_of_an_older_format_is_rebuilt_as_float16(tmp_path, catalog, monkey
     """Files from before the float16 flat index (format 1, float32 IndexFlatIP) are replaced on load."""
     import faiss
 
-    import clifs.vectors as vectors
+    import clifs.engine.vectors as vectors
 
     rng = np.random.default_rng(4)
     catalog.commit_indexed([_file(f"/p/{i}.jpg", 1, rng) for i in range(4)], MODEL)
@@ -113,9 +113,9 @@ def test_search_with_allowed_ids_and_exact_scores(tmp_path, catalog):
 
 
 def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
-    import clifs.vectors
+    import clifs.engine.vectors
 
-    monkeypatch.setattr(clifs.vectors, "ANN_THRESHOLD", 1000)
+    monkeypatch.setattr(clifs.engine.vectors, "ANN_THRESHOLD", 1000)
     rng = np.random.default_rng(4)
     centres = normalise(rng.normal(size=(20, DIM)))
     files = [
@@ -134,7 +134,7 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
     index.sync(catalog)
     assert index.is_ann
     exact = VectorIndex(tmp_path / "exact", MODEL, DIM)
-    monkeypatch.setattr(clifs.vectors, "ANN_THRESHOLD", 10**9)
+    monkeypatch.setattr(clifs.engine.vectors, "ANN_THRESHOLD", 10**9)
     exact.rebuild(catalog)
     recalls, refined = [], []
     stored = lambda ids: catalog.vectors_of(ids, MODEL, DIM)  # noqa: E731

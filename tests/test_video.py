@@ -17,10 +17,10 @@ import cv2
 import numpy as np
 import pytest
 
-from clifs.library import Library
-from clifs.media import MediaError
-from clifs.shapes import HELD_OUT_SEED_BASE, render_scene, scene_rng
-from clifs.video import sample_frames, sample_times
+from clifs.engine.library import Library
+from clifs.engine.media import MediaError
+from clifs.engine.video import sample_frames, sample_times
+from devkit.shapes import HELD_OUT_SEED_BASE, render_scene, scene_rng
 from indexer.service import IndexerService
 from tests.conftest import run_clifs
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from clifs.vision.boxes import BoxOptions, box_iou, detect, proposals
-from clifs.vision.dense import Segmentation
-from clifs.vision.metrics import BoxAP
-from clifs.vision.vocabulary import load_vocabulary
+from clifs.engine.vision.boxes import BoxOptions, box_iou, detect, proposals
+from clifs.engine.vision.dense import Segmentation
+from clifs.engine.vision.metrics import BoxAP
+from clifs.engine.vision.vocabulary import load_vocabulary
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
 NAMES = load_vocabulary("shapes")
 # Set under what the shipped test model measures on these scenes: a right box for the present

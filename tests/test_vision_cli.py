@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 from tests.conftest import run_clifs
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from clifs.vision.labels import embed_labels, label_embedding, probabilities
-from clifs.vision.vocabulary import VocabularyError, default_labels, load_vocabulary, parse_labels
+from clifs.engine.vision.labels import embed_labels, label_embedding, probabilities
+from clifs.engine.vision.vocabulary import VocabularyError, default_labels, load_vocabulary, parse_labels
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
 NAMES = load_vocabulary("shapes")
 # Floors a little under what the shipped test model measures on these scenes (colour 1.000,
@@ -72,7 +72,7 @@ def test_user_vocabulary_file(tmp_path, test_encoder):
 
 
 def test_shipped_shapes_vocabulary_matches_the_world():
-    from clifs.shapes import all_object_names
+    from devkit.shapes import all_object_names
 
     assert NAMES == all_object_names()
 

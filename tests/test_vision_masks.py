@@ -7,10 +7,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from clifs.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from clifs.vision.dense import DenseOptions, UnsupportedModel, patch_features, segment, supports_masks
-from clifs.vision.metrics import MaskIoU
-from clifs.vision.pamr import pamr
+from clifs.engine.vision.dense import DenseOptions, UnsupportedModel, patch_features, segment, supports_masks
+from clifs.engine.vision.metrics import MaskIoU
+from clifs.engine.vision.pamr import pamr
+from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
 
 # Set just under what the shipped test model measures on these scenes ("present" protocol: each
 # scene is asked about the objects it holds): vanilla 0.099, ClearCLIP 0.252, NACLIP 0.458 mIoU.
@@ -101,7 +101,7 @@ def test_pamr_moves_a_misplaced_edge_onto_the_colour_edge():
 def test_a_model_without_a_plain_vit_is_refused_clearly():
     import open_clip
 
-    from clifs.models.openclip import OpenClipEncoder
+    from clifs.engine.models.openclip import OpenClipEncoder
 
     cfg = {"layers": (1, 1, 1, 1), "width": 16, "image_size": 64, "head_width": 16}
     text = {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from clifs.cli.main import main as clifs_main
-from clifs.library import Library
+from clifs.engine.library import Library
 from indexer.lock import IndexerLock, LockHeld, holder
 from indexer.service import IndexerService
 from indexer.status import read_status_file

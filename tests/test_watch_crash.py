@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from clifs.library import Library
+from clifs.engine.library import Library
 from tests.conftest import TEST_MODEL
 from tests.indexer_helpers import disagreements, item_ids_by_path, wait_agreement, wait_until, write_image
 
@@ -30,7 +30,7 @@ CONFIG = "batch_size = 8\ndecode_workers = 1\ntorch_threads = 1\n"
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["torch", "open_clip", "clifs.cli.main", "clifs.library", "indexer.service"])
+    ctx.set_forkserver_preload(["torch", "open_clip", "clifs.cli.main", "clifs.engine.library", "indexer.service"])
     return ctx
 
 

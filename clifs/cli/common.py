@@ -27,8 +27,8 @@ def print_json(value: Any) -> None:
 
 def open_library(args: argparse.Namespace, need_model: bool = True):
     """The Library for this run: settings from CLIFS_HOME/config, the model from --model."""
-    from clifs.config import Settings
-    from clifs.library import Library
+    from clifs.engine.config import Settings
+    from clifs.engine.library import Library
 
     settings = Settings.load()
     if getattr(args, "model", None):
@@ -39,7 +39,7 @@ def open_library(args: argparse.Namespace, need_model: bool = True):
 def hold_indexer_lock():
     """Take the one-indexer-per-catalog lock before anything slow, or fail at once (exit 2) naming its holder."""
     from clifs.cli.main import UsageError
-    from clifs.config import Settings
+    from clifs.engine.config import Settings
     from indexer.lock import IndexerLock, LockHeld
 
     lock = IndexerLock(Settings.load().home)

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             "no display to open a window on (DISPLAY and WAYLAND_DISPLAY are unset); "
             "use `clifs search` here, or set QT_QPA_PLATFORM=offscreen to run without showing anything"
         )
-    from clifs.config import Settings
+    from clifs.engine.config import Settings
     from gui.app import run as run_gui
 
     settings = Settings.load()

@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clifs.catalog import Catalog
-    from clifs.config import Settings
+    from clifs.engine.catalog import Catalog
+    from clifs.engine.config import Settings
 
     catalog = Catalog(Settings.load().catalog_path)
     rows = []

@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from clifs.errors import ModelUnavailable, UsageError
+from clifs.engine.errors import ModelUnavailable, UsageError
 
 __all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]
 
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from clifs.config import ConfigError
+    from clifs.engine.config import ConfigError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     if not 0.0 <= args.image_weight <= 1.0:
         raise UsageError("--image-weight must be between 0 and 1")
-    from clifs.media import MediaError
+    from clifs.engine.media import MediaError
 
     library = open_library(args)
     try:

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from clifs.vision import METHODS, TEMPLATE_SETS
+    from clifs.engine.vision import METHODS, TEMPLATE_SETS
 
     p = sub.add_parser("label", help="zero-shot labels: what is in this image?")
     p.add_argument("path", help="an image (an indexed file reuses its stored embedding)")
@@ -67,7 +67,7 @@ def _add_size_option(p: argparse.ArgumentParser) -> None:
 
 
 def _dense_options(args: argparse.Namespace, **kw):
-    from clifs.vision.dense import DenseOptions
+    from clifs.engine.vision.dense import DenseOptions
 
     if args.size is not None and args.size < 16:
         raise UsageError("--size must be at least 16 pixels")
@@ -75,7 +75,7 @@ def _dense_options(args: argparse.Namespace, **kw):
 
 
 def _labels(text: str) -> list[str]:
-    from clifs.vision.vocabulary import parse_labels
+    from clifs.engine.vision.vocabulary import parse_labels
 
     labels = parse_labels(text)
     if not labels:
@@ -84,7 +84,7 @@ def _labels(text: str) -> list[str]:
 
 
 def _open(path: str, library):
-    from clifs.media import MediaError, kind_of, open_image
+    from clifs.engine.media import MediaError, kind_of, open_image
 
     if not Path(path).is_file():
         raise UsageError(f"file not found: {path}")
@@ -101,8 +101,8 @@ def _slug(label: str) -> str:
 
 
 def run_label(args: argparse.Namespace) -> int:
-    from clifs.vision.labels import label_embedding
-    from clifs.vision.vocabulary import VocabularyError, default_labels, load_vocabulary
+    from clifs.engine.vision.labels import label_embedding
+    from clifs.engine.vision.vocabulary import VocabularyError, default_labels, load_vocabulary
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -140,8 +140,8 @@ def run_label(args: argparse.Namespace) -> int:
 
 
 def run_segment(args: argparse.Namespace) -> int:
-    from clifs.vision.dense import UnsupportedModel, segment
-    from clifs.vision.overlay import mask_overlay
+    from clifs.engine.vision.dense import UnsupportedModel, segment
+    from clifs.engine.vision.overlay import mask_overlay
 
     labels = _labels(args.labels)
     options = _dense_options(args, method=args.method, pamr=not args.no_pamr)
@@ -181,9 +181,9 @@ def run_segment(args: argparse.Namespace) -> int:
 def run_detect(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from clifs.vision.boxes import BoxOptions, detect
-    from clifs.vision.dense import UnsupportedModel
-    from clifs.vision.overlay import box_overlay
+    from clifs.engine.vision.boxes import BoxOptions, detect
+    from clifs.engine.vision.dense import UnsupportedModel
+    from clifs.engine.vision.overlay import box_overlay
 
     labels = _labels(args.labels)
     options = BoxOptions(dense=_dense_options(args))

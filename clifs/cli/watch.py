@@ -139,8 +139,8 @@ def _serve(library, lock, args: argparse.Namespace) -> int:
 
 # -- folders --------------------------------------------------------------------------------------
 def run_folders(args: argparse.Namespace) -> int:
-    from clifs.catalog import Catalog
-    from clifs.config import Settings
+    from clifs.engine.catalog import Catalog
+    from clifs.engine.config import Settings
     from indexer.folders import forget_folder, normalise
 
     catalog = Catalog(Settings.load().catalog_path)
@@ -179,8 +179,8 @@ def run_folders(args: argparse.Namespace) -> int:
 
 # -- status ---------------------------------------------------------------------------------------
 def run_status(args: argparse.Namespace) -> int:
-    from clifs.catalog import Catalog
-    from clifs.config import Settings
+    from clifs.engine.catalog import Catalog
+    from clifs.engine.config import Settings
     from indexer.lock import holder
     from indexer.status import read_status_file
 

@@ -1,6 +1,6 @@
 """Train the shapes-world test model with the CLIP contrastive loss.
 
-    python -m clifs.train --steps 2500 --out assets/models/shapes-vit-tiny.safetensors
+    python -m devkit.train --steps 2500 --out assets/models/shapes-vit-tiny.safetensors
 
 Deterministic for a given seed and thread count. Scenes are drawn from seeds
 below ``HELD_OUT_SEED_BASE`` only, so evaluations on higher seeds are held out.
@@ -24,8 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clifs.models.openclip import CONFIG_DIR, register_shipped_configs
-from clifs.shapes import COLOURS, render_scene
+from clifs.engine.models.openclip import CONFIG_DIR, register_shipped_configs
+from devkit.shapes import COLOURS, render_scene
 
 MODEL_NAME = "shapes-vit-tiny"
 CONFIG_PATH = CONFIG_DIR / f"{MODEL_NAME}.json"

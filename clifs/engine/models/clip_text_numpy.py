@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from clifs.models.numpy_ops import attention, gelu, l2_normalise, layer_norm, linear, quick_gelu
+from clifs.engine.models.numpy_ops import attention, gelu, l2_normalise, layer_norm, linear, quick_gelu
 
 
 @dataclass(frozen=True)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from clifs.models.base import Encoder
-from clifs.shapes import COLOURS, HELD_OUT_SEED_BASE, SHAPES, iter_scenes
+from clifs.engine.models.base import Encoder
+from devkit.shapes import COLOURS, HELD_OUT_SEED_BASE, SHAPES, iter_scenes
 
 OBJECT_NAMES = [f"{c} {s}" for c in COLOURS for s in SHAPES]
 
 
 def zero_shot_accuracy(encoder: Encoder, n_images: int = 480, template_set: str = "ensemble", seed: int = 1) -> float:
     """Top-1 accuracy of "a photo of a {colour} {shape}" over all 24 names, on single-object scenes."""
-    from clifs.vision.labels import embed_labels
+    from clifs.engine.vision.labels import embed_labels
 
     scenes = list(iter_scenes(HELD_OUT_SEED_BASE + seed, n_images, _image_size(encoder), n_objects=1))
     labels = embed_labels(encoder, OBJECT_NAMES, template_set)

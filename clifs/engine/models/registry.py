@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from clifs.models.base import Encoder, ModelUnavailable
+from clifs.engine.models.base import Encoder, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +25,8 @@ FALLBACK_MODEL = "starter"
 
 # name -> "module:function"; imported only when used, so `clifs list` never imports torch models.
 _BACKENDS: dict[str, str] = {
-    "starter": "clifs.models.starter:load",
-    "shapes-vit-tiny": "clifs.models.testmodel:load",
+    "starter": "clifs.engine.models.starter:load",
+    "shapes-vit-tiny": "clifs.engine.models.testmodel:load",
 }
 
 
@@ -48,7 +48,7 @@ def load_encoder(spec: str, device: str = "auto") -> Encoder:
     """Build the encoder for ``spec``; raises ModelUnavailable with a readable reason."""
     if spec in _BACKENDS:
         return _factory(_BACKENDS[spec])(device=device)
-    from clifs.models import openclip
+    from clifs.engine.models import openclip
 
     return openclip.load(spec, device=device)
 

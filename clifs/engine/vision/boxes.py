@@ -23,10 +23,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clifs.models.base import Encoder, normalise
-from clifs.vision.dense import DenseOptions, Segmentation, segment
-from clifs.vision.labels import embed_labels, probabilities
-from clifs.vision.vocabulary import background_labels, contrast_labels
+from clifs.engine.models.base import Encoder, normalise
+from clifs.engine.vision.dense import DenseOptions, Segmentation, segment
+from clifs.engine.vision.labels import embed_labels, probabilities
+from clifs.engine.vision.vocabulary import background_labels, contrast_labels
 
 Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 #: A label's "maximum" for relative thresholds: a high quantile, so one stray bright pixel does not set it.

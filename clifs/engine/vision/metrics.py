@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clifs.vision.boxes import Box, box_iou
+from clifs.engine.vision.boxes import Box, box_iou
 
 
 class MaskIoU:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clifs.container import describe_unplayable
-from clifs.media import MediaError, check_regular_file
+from clifs.engine.media import MediaError, check_regular_file
+from clifs.engine.video_diagnosis import describe_unplayable
 
 # FFmpeg prints decoder complaints ("header damaged") to stderr; the reasons we record say it better.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")

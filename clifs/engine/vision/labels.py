@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clifs.models.base import Encoder, normalise
-from clifs.vision import TEMPLATE_SETS
+from clifs.engine.models.base import Encoder, normalise
+from clifs.engine.vision import TEMPLATE_SETS
 
 _TEXT_BATCH = 256
 

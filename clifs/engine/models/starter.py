@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clifs.models.base import Encoder, ModelUnavailable, normalise, pick_device
-from clifs.models.minilm import MiniLM
-from clifs.models.text_towers import TextTowerExport
+from clifs.engine.models.base import Encoder, ModelUnavailable, normalise, pick_device
+from clifs.engine.models.minilm import MiniLM
+from clifs.engine.models.text_towers import TextTowerExport
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from clifs.catalog import Catalog
-from clifs.leftovers import remove_leftovers, temp_path
+from clifs.engine.atomic_files import remove_leftovers, temp_path
+from clifs.engine.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clifs.models.base import Encoder
-from clifs.vision import METHODS
-from clifs.vision.labels import embed_labels
-from clifs.vision.pamr import pamr
-from clifs.vision.vocabulary import background_labels
+from clifs.engine.models.base import Encoder
+from clifs.engine.vision import METHODS
+from clifs.engine.vision.labels import embed_labels
+from clifs.engine.vision.pamr import pamr
+from clifs.engine.vision.vocabulary import background_labels
 
 #: Short side of the working resolution (PAMR, the image tensor) for encoders with coarse dense features.
 _COARSE_WORKING_SIDE = 384

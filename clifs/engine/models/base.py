@@ -1,7 +1,7 @@
 """The interfaces every model backend implements: the text side alone, and the whole encoder.
 
 Importing this module does not import torch: a text search runs on the text side only
-(clifs.models.text_towers) and never needs it.
+(clifs.engine.models.text_towers) and never needs it.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from clifs.errors import ModelUnavailable
+from clifs.engine.errors import ModelUnavailable
 
 if TYPE_CHECKING:
     import torch
 
-    from clifs.models.text_towers import TextTowerExport
+    from clifs.engine.models.text_towers import TextTowerExport
 
 __all__ = ["Encoder", "ModelUnavailable", "TextEncoder", "normalise", "pick_device"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clifs.leftovers import remove_leftovers, temp_path
-from clifs.models.base import Encoder, TextEncoder
+from clifs.engine.atomic_files import remove_leftovers, temp_path
+from clifs.engine.models.base import Encoder, TextEncoder
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ def memmap_safetensors(path: Path) -> dict[str, np.ndarray]:
 def _build(kind: str, tensors: dict[str, np.ndarray], config: dict, extra: dict) -> Callable[[list[str]], np.ndarray]:
     """The text encoding function a record describes."""
     if kind == "clip":
-        from clifs.models.clip_text_numpy import ClipTextConfig, ClipTextTower
-        from clifs.models.clip_tokenizer import ClipTokenizer
+        from clifs.engine.models.clip_text_numpy import ClipTextConfig, ClipTextTower
+        from clifs.engine.models.clip_tokenizer import ClipTokenizer
 
         tower = ClipTextTower(tensors, ClipTextConfig(**config))
         tokenizer = ClipTokenizer(tower.config.context_length)
         return lambda texts: tower.encode(tokenizer(texts))
     if kind == "minilm":
-        from clifs.models.minilm import MiniLM
+        from clifs.engine.models.minilm import MiniLM
 
         return MiniLM(Path(config["folder"])).encode
     raise ValueError(f"unknown text tower kind {kind!r}")

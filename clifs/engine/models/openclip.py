@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clifs.models.base import Encoder, ModelUnavailable, pick_device
-from clifs.models.clip_text_numpy import ClipTextConfig
-from clifs.models.text_towers import TextTowerExport
+from clifs.engine.models.base import Encoder, ModelUnavailable, pick_device
+from clifs.engine.models.clip_text_numpy import ClipTextConfig
+from clifs.engine.models.text_towers import TextTowerExport
 
 log = logging.getLogger(__name__)
 

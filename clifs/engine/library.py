@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from clifs.catalog import Catalog, IndexedFile
-from clifs.config import Settings
-from clifs.models.base import Encoder, TextEncoder
-from clifs.search import Hit, Query, Searcher
-from clifs.vectors import VectorIndex
+from clifs.engine.catalog import Catalog, IndexedFile
+from clifs.engine.config import Settings
+from clifs.engine.models.base import Encoder, TextEncoder
+from clifs.engine.search import Hit, Query, Searcher
+from clifs.engine.vectors import VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,8 @@ class Library:
         if self._encoder is None:
             import torch
 
-            from clifs.models import text_towers
-            from clifs.models.registry import load_model
+            from clifs.engine.models import text_towers
+            from clifs.engine.models.registry import load_model
 
             if self.settings.torch_threads:
                 torch.set_num_threads(self.settings.torch_threads)
@@ -71,7 +71,7 @@ class Library:
         if self._encoder is not None:
             return self._encoder
         if self._text_only is None:
-            from clifs.models import text_towers
+            from clifs.engine.models import text_towers
 
             self._text_only = text_towers.load(self.settings.cache_dir, self.settings.model)
             if self._text_only is None:
@@ -106,7 +106,7 @@ class Library:
         top: int = 20,
         **filters,
     ) -> list[Hit]:
-        """Text, image or both; ``filters`` are the other fields of ``clifs.search.Query``."""
+        """Text, image or both; ``filters`` are the other fields of ``clifs.engine.search.Query``."""
         self.vectors.catch_up(self.catalog)  # another process may be indexing
         return self.searcher.search(Query(text=text, image=image, top=top, **filters))
 

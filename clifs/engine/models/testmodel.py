@@ -1,0 +1,22 @@
+"""The shapes-world test model: a tiny open_clip ViT trained by ``devkit.train``, shipped in assets/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clifs.engine.assets import test_model_weights
+from clifs.engine.models.base import ModelUnavailable
+from clifs.engine.models.openclip import OpenClipEncoder
+from clifs.engine.models.openclip import load as load_openclip
+
+NAME = "shapes-vit-tiny"
+WEIGHTS = test_model_weights(NAME)
+
+
+def load(device: str = "auto", weights: Path | None = None) -> OpenClipEncoder:
+    weights = weights or WEIGHTS
+    if not weights.is_file():
+        raise ModelUnavailable(
+            f"The test model's weights {weights} are missing; a checkout can retrain them with `python -m devkit.train`."
+        )
+    return load_openclip(f"{NAME}:{weights}", device=device, display_name="shapes-vit-tiny (test model)")

@@ -10,6 +10,7 @@ from PySide6.QtCore import QBuffer, QMimeData
 from PySide6.QtGui import QImage
 
 from clifs.engine.media import kind_of
+from clifs.engine.paths import canonical_file
 
 
 def image_from_mime(mime: QMimeData) -> str | QImage | None:
@@ -24,7 +25,7 @@ def image_from_mime(mime: QMimeData) -> str | QImage | None:
     if mime.hasText():
         text = mime.text().strip()
         if "\n" not in text and kind_of(text) == "image" and Path(text).expanduser().is_file():
-            return str(Path(text).expanduser().resolve())
+            return canonical_file(text)
     return None
 
 

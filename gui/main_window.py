@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from clifs.engine.library import Library
+from clifs.engine.paths import canonical_folder
 from clifs.engine.search import Hit
 from clifs.engine.thumbnails import ThumbnailCache
 from clifs.engine.vision.dense import supports_masks
@@ -52,7 +53,6 @@ from gui.query_chip import QueryChip
 from gui.results import ResultsModel, ResultsView
 from gui.status import StatusPanel
 from gui.workers import ModelLoader, SearchRequest, SearchRunner, VisionRunner, preview_loader, thumbnail_loader
-from indexer.folders import forget_folder, normalise
 from indexer.status import IndexerStatus
 
 log = logging.getLogger(__name__)
@@ -432,7 +432,7 @@ class MainWindow(QMainWindow):
     # -- folders and indexing ------------------------------------------------------------------------
     # Folder edits go through the indexer once it runs; before, straight to the catalog, which it reads at start.
     def add_folder(self, path: str) -> None:
-        path = normalise(path)
+        path = canonical_folder(path)
         if not Path(path).is_dir():
             self.statusBar().showMessage(f"Not a folder: {path}", 10_000)
             return
@@ -448,7 +448,7 @@ class MainWindow(QMainWindow):
         if self.indexer is not None:
             self.indexer.service.remove_folder(path)
         else:
-            forget_folder(self.library.catalog, path)
+            self.library.catalog.forget_folder(path)
         self._update_folders()
         self._refresh_counts()
         self.search_now()

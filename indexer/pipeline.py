@@ -23,6 +23,7 @@ import torch
 from clifs.engine.catalog import IndexedFile, NewItem
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
+from clifs.engine.paths import canonical_folder
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ class Pipeline:
         ``scan`` is a fresh ``self.scan(roots)`` when the caller already made one (to size a progress bar).
         """
         started = time.monotonic()
-        scan = scan or self.scan(os.path.abspath(r) for r in roots)
+        scan = scan or self.scan(canonical_folder(r) for r in roots)
         report = IndexReport(unchanged=scan.unchanged)
         to_encode = self.apply_moves(scan, report)
         report.removed += self.library.remove_files(scan.deleted)

@@ -18,12 +18,9 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import replace
 
-from sqlalchemy import select
-
-from clifs.engine.catalog import Catalog, File, FileState
 from clifs.engine.library import Library
 from clifs.engine.media import kind_of
-from indexer.folders import forget_folder, is_under, normalise
+from clifs.engine.paths import canonical_folder, is_under
 from indexer.lock import IndexerLock
 from indexer.pipeline import IndexReport, Pipeline
 from indexer.scan import DiskFile, ScanResult, diff, stat_entry, walk
@@ -40,19 +37,6 @@ LISTENER_SECONDS = 0.1  # at most this often between state changes
 STATUS_FILE_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 10.0
 IDLE_SAVE_SECONDS = 30.0  # save a changed vector cache when idle, at most this often
-
-
-def _file_states(catalog: Catalog, paths: list[str]) -> dict[str, FileState]:
-    out: dict[str, FileState] = {}
-    with catalog.session() as s:
-        for start in range(0, len(paths), 500):
-            rows = s.execute(
-                select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
-                    File.path.in_(paths[start : start + 500])
-                )
-            )
-            out.update((r.path, FileState(*r)) for r in rows)
-    return out
 
 
 class IndexerService:
@@ -128,17 +112,17 @@ class IndexerService:
             return replace(self._status, recent_errors=list(self._status.recent_errors))
 
     def add_folder(self, path: str) -> None:
-        path = normalise(path)
+        path = canonical_folder(path)
         if not os.path.isdir(path):
             raise NotADirectoryError(f"not a folder: {path}")
         self._submit(lambda: self._apply_folder_edit(lambda: self.library.catalog.add_folder(path)))
 
     def remove_folder(self, path: str) -> None:
-        path = normalise(path)
+        path = canonical_folder(path)
         self._submit(lambda: self._apply_folder_edit(lambda: self._forget(path)))
 
     def set_folder_paused(self, path: str, paused: bool) -> None:
-        path = normalise(path)
+        path = canonical_folder(path)
         self._submit(lambda: self._apply_folder_edit(lambda: self.library.catalog.set_folder_paused(path, paused)))
 
     def wait_idle(self, timeout: float) -> bool:
@@ -242,7 +226,7 @@ class IndexerService:
         self._sync_folders()
 
     def _forget(self, path: str) -> None:
-        forget_folder(self.library.catalog, path)
+        self.library.catalog.forget_folder(path)
         self.library.vectors.catch_up(self.library.catalog)
 
     def _sync_folders(self) -> None:
@@ -331,7 +315,7 @@ class IndexerService:
                         self._changes.touch(f.path)
                 scan.deleted += part.deleted
         files = [p for p in changes.files if self._active_root(p)]
-        known = _file_states(self.library.catalog, files)
+        known = self.library.catalog.file_states(files)
         for path in files:
             kind = kind_of(path)
             entry = stat_entry(path, kind) if kind and not os.path.isdir(path) else None
@@ -354,7 +338,7 @@ class IndexerService:
             rows = catalog.file_states_under(move.src).values()
             pairs = [(r, move.dest + r.path[len(move.src) :]) for r in rows]
         else:
-            row = _file_states(catalog, [move.src]).get(move.src)
+            row = catalog.file_states([move.src]).get(move.src)
             pairs = [(row, move.dest)] if row else []
         for row, dest in pairs:
             self._backlog.pop(row.path, None)

@@ -8,6 +8,7 @@ import sys
 
 from clifs.cli.common import add_model_option
 from clifs.cli.main import UsageError
+from clifs.engine.paths import canonical_folder
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    folders = [os.path.abspath(os.path.expanduser(p)) for p in args.folders]
+    folders = [canonical_folder(p) for p in args.folders]
     for folder in folders:
         if not os.path.isdir(folder):
             raise UsageError(f"not a folder: {folder}")

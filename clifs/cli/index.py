@@ -25,9 +25,10 @@ def run(args: argparse.Namespace) -> int:
     lock = hold_indexer_lock()  # at once, before the slow imports; released when this process exits
     from tqdm import tqdm
 
+    from clifs.engine.paths import canonical_folder
     from indexer.pipeline import Pipeline
 
-    roots = [os.path.abspath(os.path.expanduser(p)) for p in args.paths]
+    roots = [canonical_folder(p) for p in args.paths]
     for root in roots:
         if not os.path.isdir(root):
             raise UsageError(f"not a folder: {root}")

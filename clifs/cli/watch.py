@@ -88,9 +88,9 @@ class ProgressLine:
 
 
 def run_watch(args: argparse.Namespace) -> int:
-    from indexer.folders import normalise
+    from clifs.engine.paths import canonical_folder
 
-    roots = [normalise(p) for p in args.paths]
+    roots = [canonical_folder(p) for p in args.paths]
     for root in roots:
         if not os.path.isdir(root):
             raise UsageError(f"not a folder: {root}")
@@ -141,12 +141,12 @@ def _serve(library, lock, args: argparse.Namespace) -> int:
 def run_folders(args: argparse.Namespace) -> int:
     from clifs.engine.catalog import Catalog
     from clifs.engine.config import Settings
-    from indexer.folders import forget_folder, normalise
+    from clifs.engine.paths import canonical_folder
 
     catalog = Catalog(Settings.load().catalog_path)
     try:
         listed = {f.path for f in catalog.folders()}
-        paths = [normalise(p) for p in args.paths]
+        paths = [canonical_folder(p) for p in args.paths]
         if args.action == "add":
             for path in paths:
                 if not os.path.isdir(path):
@@ -159,7 +159,7 @@ def run_folders(args: argparse.Namespace) -> int:
                     raise UsageError(f"not in the folder list: {path} (see `clifs folders list`)")
             for path in paths:
                 if args.action == "remove":
-                    removed = forget_folder(catalog, path)
+                    removed = catalog.forget_folder(path)
                     print(f"removed {path} ({removed} files left the index)")
                 else:
                     catalog.set_folder_paused(path, args.action == "pause")

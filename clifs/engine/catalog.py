@@ -32,6 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from clifs.engine.paths import folder_prefix, is_under
+
 SCHEMA_VERSION = 1
 
 
@@ -230,9 +232,15 @@ class Catalog:
         with self.write() as (s, _):
             return s.execute(update(Folder).where(Folder.path == path).values(paused=paused)).rowcount > 0
 
-    def remove_folder(self, path: str) -> int:
-        """Forget a folder and every file under it; returns the number of files removed."""
-        removed = self.delete_files(self.paths_under(path))
+    def forget_folder(self, path: str) -> int:
+        """Take ``path`` off the folder list and its files out of the catalog; returns the files removed.
+
+        Folders may nest (``~/Pictures`` and ``~/Pictures/2024``): files another listed folder
+        still covers stay. Files go first, then the row, so an interrupted removal is simply done again.
+        """
+        others = [f.path for f in self.folders() if f.path != path]
+        gone = [p for p in self.paths_under(path) if not any(is_under(p, o) for o in others)]
+        removed = self.delete_files(gone)
         with self.write() as (s, _):
             s.execute(delete(Folder).where(Folder.path == path))
         return removed
@@ -243,12 +251,25 @@ class Catalog:
 
     # -- files ----------------------------------------------------------------------------------
     def paths_under(self, folder: str) -> list[str]:
-        prefix = folder.rstrip("/\\") + "/"
+        prefix = folder_prefix(folder)
         with self.session() as s:
             return list(s.scalars(select(File.path).where(func.substr(File.path, 1, len(prefix)) == prefix)))
 
+    def file_states(self, paths: list[str]) -> dict[str, FileState]:
+        """The catalog rows of these paths (those it has), by path."""
+        out: dict[str, FileState] = {}
+        with self.session() as s:
+            for start in range(0, len(paths), 500):
+                rows = s.execute(
+                    select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
+                        File.path.in_(paths[start : start + 500])
+                    )
+                )
+                out.update((r.path, FileState(*r)) for r in rows)
+        return out
+
     def file_states_under(self, folder: str) -> dict[str, FileState]:
-        prefix = folder.rstrip("/\\") + "/"
+        prefix = folder_prefix(folder)
         with self.session() as s:
             rows = s.execute(
                 select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
@@ -462,7 +483,7 @@ class Catalog:
         """Ids of items that pass the search filters, for a FAISS id selector."""
         q = select(Item.id).join(File, File.id == Item.file_id)
         if folder:
-            prefix = folder.rstrip("/\\") + "/"
+            prefix = folder_prefix(folder)
             q = q.where(func.substr(File.path, 1, len(prefix)) == prefix)
         if kind:
             q = q.where(File.kind == kind)

@@ -17,6 +17,7 @@ import numpy as np
 from clifs.engine.catalog import Catalog, IndexedFile
 from clifs.engine.config import Settings
 from clifs.engine.models.base import Encoder, TextEncoder
+from clifs.engine.paths import canonical_file
 from clifs.engine.search import Hit, Query, Searcher
 from clifs.engine.vectors import VectorIndex
 
@@ -112,7 +113,7 @@ class Library:
 
     def embedding_for(self, path: str | Path) -> np.ndarray | None:
         """The stored embedding of an indexed file (its first item), or None."""
-        ids = self.catalog.item_ids_of_path(str(Path(path).expanduser().resolve()))
+        ids = self.catalog.item_ids_of_path(canonical_file(path))
         return self.catalog.embedding_of(ids[0], self.model.model_id) if ids else None
 
     # -- writing (the indexer's side) -----------------------------------------------------------------

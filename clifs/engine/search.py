@@ -23,6 +23,7 @@ from PIL import Image
 from clifs.engine.catalog import Catalog, ItemInfo
 from clifs.engine.media import open_image
 from clifs.engine.models.base import Encoder, TextEncoder, normalise
+from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.vectors import VectorIndex
 
 
@@ -111,7 +112,7 @@ class Searcher:
     def image_vector(self, image: str | Path | Image.Image) -> np.ndarray:
         if isinstance(image, Image.Image):
             return self._image_encoder().encode_pil([image.convert("RGB")])[0]
-        path = str(Path(image).expanduser().resolve())
+        path = canonical_file(image)
         ids = self.catalog.item_ids_of_path(path)
         if ids:
             stored = self.catalog.embedding_of(ids[0], self.vectors.model_id)
@@ -136,7 +137,7 @@ class Searcher:
         vec = self.query_vector(query)
         allowed = None
         if query.folder or query.kind or query.modified_after is not None or query.modified_before is not None:
-            folder = str(Path(query.folder).expanduser().resolve()) if query.folder else None
+            folder = canonical_folder(query.folder) if query.folder else None
             allowed = self.catalog.item_ids_matching(folder, query.kind, query.modified_after, query.modified_before)
         hits = self._collapsed(vec, query, allowed)
         return _apply_cutoffs(hits, query)

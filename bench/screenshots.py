@@ -79,7 +79,7 @@ def open_window(library: Library) -> MainWindow:
     window = MainWindow(library, open_url=lambda url: True, watch=False)
     window.resize(*SIZE)
     window.show()
-    wait(lambda: window.indexer is not None or window._model_error is not None, "the model")
+    wait(lambda: window.indexer is not None or window.model_error is not None, "the model")
     return window
 
 

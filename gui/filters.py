@@ -8,10 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import time
 
+from PIL import Image
 from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import QComboBox, QDateEdit, QHBoxLayout, QLabel, QSlider, QWidget
 
-from clifs.engine.search import Hit
+from clifs.engine.search import Hit, Query
 
 DAY = 86_400.0
 DATE_PRESETS: list[tuple[str, float | None]] = [
@@ -108,17 +109,24 @@ class FilterBar(QWidget):
         if current and index < 0:
             self.changed.emit()
 
-    def filters(self) -> dict:
-        """Keyword arguments for ``Library.search``."""
-        out: dict = {"folder": self.folder.currentData(), "kind": self.kind.currentData()}
+    def query(self, text: str | None, image: str | Image.Image | None, top: int) -> Query:
+        """The search for ``text`` and ``image`` within the chosen folder, kind and dates."""
+        after = before = None
         preset = self.date.currentIndex()
         if preset == BETWEEN:
             start, end = sorted((self.date_from.date(), self.date_to.date()))
-            out["modified_after"] = _epoch(start)
-            out["modified_before"] = _epoch(end.addDays(1))
+            after, before = _epoch(start), _epoch(end.addDays(1))
         elif DATE_PRESETS[preset][1] is not None:
-            out["modified_after"] = time.time() - DATE_PRESETS[preset][1]
-        return out
+            after = time.time() - DATE_PRESETS[preset][1]
+        return Query(
+            text=text,
+            image=image,
+            top=top,
+            folder=self.folder.currentData(),
+            kind=self.kind.currentData(),
+            modified_after=after,
+            modified_before=before,
+        )
 
     def _date_preset_changed(self, index: int) -> None:
         self.date_from.setVisible(index == BETWEEN)

@@ -1,34 +1,23 @@
 """The main window: type (or drop an image) and see your photos and video moments.
 
-It wires the pieces together and owns the flow of a search: keystrokes are
-debounced, each search gets an id and only the latest one's answer is shown;
-the indexer's progress refreshes the status bar and, while a query is on
-screen, the results. Nothing here blocks: workers do the slow parts.
+It lays the widgets out and wires them to the pieces that do the work: the
+search flow (``SearchController``), the folders and the indexer
+(``FolderController``), what a hit offers (``HitActions``), image drops and
+pastes (``ImageInput``), and the workers. Nothing here blocks: workers do the
+slow parts.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from PIL import Image
-from PySide6.QtCore import (
-    QEvent,
-    QItemSelectionModel,
-    QModelIndex,
-    QObject,
-    QPoint,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QAction, QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication, QImage, QKeySequence
+from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt
+from PySide6.QtGui import QAction, QDesktopServices, QImage, QKeySequence
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLineEdit,
     QMainWindow,
-    QMenu,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -37,7 +26,6 @@ from PySide6.QtWidgets import (
 )
 
 from clifs.engine.library import Library
-from clifs.engine.paths import canonical_folder
 from clifs.engine.search import Hit
 from clifs.engine.thumbnails import ThumbnailCache
 from clifs.engine.vision.dense import supports_masks
@@ -46,29 +34,22 @@ from gui.detail import DetailPane
 from gui.empty_state import EmptyState
 from gui.failures import FailuresDialog
 from gui.filters import FilterBar, hide_weak
+from gui.folder_controller import FolderController
 from gui.folders import FoldersDialog, choose_folder
-from gui.image_query import image_from_mime, qimage_to_pil
+from gui.hit_actions import HitActions
+from gui.image_input import ImageInput
+from gui.image_query import qimage_to_pil
 from gui.indexing import IndexerBridge
 from gui.query_chip import QueryChip
 from gui.results import ResultsModel, ResultsView
+from gui.search_controller import SearchController
 from gui.status import StatusPanel
-from gui.workers import ModelLoader, SearchRequest, SearchRunner, VisionRunner, preview_loader, thumbnail_loader
-from indexer.status import IndexerStatus
+from gui.workers import ModelLoader, VisionRunner, preview_loader, thumbnail_loader
 
-log = logging.getLogger(__name__)
-
-DEBOUNCE_MS = 250
-#: While indexing, a query on screen is rerun at most this often, so new files show up.
-REFRESH_MS = 1500
-FIRST_REFRESH_MS = 300
-TOP = 120
 CHIP_KEY_PREFIX = "query-chip\0"
 
 
 class MainWindow(QMainWindow):
-    #: The catalog's folder list changed (an edit here, by the indexer, or by another process).
-    folders_changed = Signal()
-
     def __init__(
         self,
         library: Library,
@@ -81,26 +62,14 @@ class MainWindow(QMainWindow):
         self.library = library
         self._open_url = open_url
         self._folder_chooser = folder_chooser
-        self._watch = watch
-        self.indexer: IndexerBridge | None = None
-        self._model_ready = False
         self._model_error: str | None = None
-        self._query_image: str | Image.Image | None = None
-        self._chip_key: str | None = None
-        self._request_id = 0
-        self._generation_seen = -1
-        self._found: list[Hit] = []  # the latest search's hits, before the relevance slider
-        self._refreshing = False  # the search running now reruns the one on screen (new files indexed)
-        self._searched_text = ""  # the text of the search running now
-        self._shown_text = ""  # the text of the search on screen
-        self._folders_seen: list[tuple[str, bool]] | None = None
+        self._chip_key: str | None = None  # the thumbnail key of the query image's chip icon
         self.setWindowTitle("clifs")
         self.resize(1180, 760)
         self.setAcceptDrops(True)
 
         # -- workers --
         self.loader = ModelLoader(library, self)
-        self.searches = SearchRunner(library, self)
         self.thumbnails = thumbnail_loader(ThumbnailCache(library.settings.cache_dir / "thumbs"), self)
         self.previews = preview_loader(parent=self)
         self.vision = VisionRunner(library, self)
@@ -147,15 +116,17 @@ class MainWindow(QMainWindow):
         self.status = StatusPanel()
         self.setStatusBar(self.status)
 
-        # -- timers --
-        self._debounce = QTimer(self, singleShot=True, interval=DEBOUNCE_MS)
-        self._debounce.timeout.connect(self.search_now)
-        self._refresh = QTimer(self, singleShot=True)
-        self._refresh.timeout.connect(self._refresh_after_indexing)
+        # -- controllers --
+        self.search = SearchController(library, self.search_field, self.filters, self)
+        self.folders = FolderController(library, watch=watch, parent=self)
+        self.hit_actions = HitActions(self.view, self.results, open_url, self)
+        self.image_input = ImageInput(self)
+        self.image_input.watch(self)
+        self.image_input.watch(self.search_field)
 
         self._connect()
         self._shortcuts()
-        self._update_folders()
+        self.folders.refresh()
         self._refresh_counts()
         self._show_idle_page()
         self.search_field.setFocus()
@@ -163,18 +134,24 @@ class MainWindow(QMainWindow):
 
     # -- wiring -------------------------------------------------------------------------------------
     def _connect(self) -> None:
-        self.search_field.textChanged.connect(lambda _: self._debounce.start())
-        self.search_field.returnPressed.connect(self.search_now)
-        self.filters.changed.connect(self._debounce.start)
+        self.search.idle.connect(self._show_idle)
+        self.search.answered.connect(self._show_answer)
+        self.search.failed.connect(lambda reason: self.statusBar().showMessage(f"Search failed: {reason}", 10_000))
         self.filters.relevance_changed.connect(lambda _: self._show_hits())
         self.chip.removed.connect(self.clear_query_image)
+        self.image_input.given.connect(self.set_query_image)
         self.folders_button.clicked.connect(self.show_folders)
         self.empty.button.clicked.connect(self._empty_state_action)
 
         self.loader.ready.connect(self._model_loaded)
         self.loader.failed.connect(self._model_failed)
-        self.searches.finished.connect(self._show_results)
-        self.searches.failed.connect(self._search_failed)
+
+        self.folders.folders_changed.connect(lambda: self.filters.set_folders(self.folders.paths()))
+        self.folders.added.connect(self._folder_added)
+        self.folders.removed.connect(self._folder_removed)
+        self.folders.refused.connect(lambda reason: self.statusBar().showMessage(reason, 10_000))
+        self.folders.indexer_status.connect(self.status.set_indexer)
+        self.folders.catalog_written.connect(self._catalog_written)
 
         self.results.thumbnail_wanted.connect(
             lambda key, path, ts, row: self.thumbnails.request(key, path, ts, priority=max(0, 1000 - row))
@@ -184,8 +161,8 @@ class MainWindow(QMainWindow):
         self.thumbnails.loaded.connect(self._chip_icon)
 
         self.view.selectionModel().currentChanged.connect(self._current_changed)
-        self.view.activated.connect(lambda index: self.open_hit(self.results.hit(index.row())))
-        self.view.customContextMenuRequested.connect(self._context_menu)
+        self.hit_actions.message.connect(self.statusBar().showMessage)
+        self.hit_actions.find_similar.connect(self.set_query_image)
 
         self.detail.preview_wanted.connect(self.previews.request)
         self.previews.loaded.connect(self.detail.set_preview)
@@ -197,11 +174,11 @@ class MainWindow(QMainWindow):
         self.vision.failed.connect(self.detail.set_labels_failed)
         self.vision.failed.connect(self.detail.set_overlay_failed)
         self.detail.open_requested.connect(lambda path: desktop.open_file(path, self._open_url))
-        self.detail.reveal_requested.connect(lambda path: desktop.reveal_in_folder(path, self._open_url))
-        self.detail.copy_requested.connect(self._copy_path)
+        self.detail.reveal_requested.connect(self.hit_actions.reveal)
+        self.detail.copy_requested.connect(self.hit_actions.copy_path)
 
         self.status.failures_clicked.connect(self.show_failures)
-        self.status.pause_clicked.connect(self._pause_indexing)
+        self.status.pause_clicked.connect(self.folders.pause_indexing)
 
     def _shortcuts(self) -> None:
         find = QAction("Find", self)
@@ -209,38 +186,78 @@ class MainWindow(QMainWindow):
         find.triggered.connect(self.focus_search)
         paste = QAction("Paste image", self)
         paste.setShortcut(QKeySequence.StandardKey.Paste)
-        paste.triggered.connect(self.paste)
+        paste.triggered.connect(self.image_input.paste)
         for action in (find, paste):
             self.addAction(action)
 
-    # -- searching -----------------------------------------------------------------------------------
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The search field's keys: Down moves to the results, Escape in an empty field drops the query image."""
+        if watched is self.search_field and event.type() == QEvent.Type.KeyPress:
+            if event.key() == Qt.Key.Key_Down and self.results.rowCount():
+                self.view.setFocus(Qt.FocusReason.TabFocusReason)
+                if not self.view.currentIndex().isValid():
+                    self.view.setCurrentIndex(self.results.index(0))
+                return True
+            if event.key() == Qt.Key.Key_Escape and self.search.image is not None and not self.search_field.text():
+                self.clear_query_image()
+                return True
+        return super().eventFilter(watched, event)
+
+    # -- public: what the app, the tests and the screenshots drive -----------------------------------
+    @property
+    def indexer(self) -> IndexerBridge | None:
+        """The indexer, once the model has loaded."""
+        return self.folders.indexer
+
+    @property
+    def model_error(self) -> str | None:
+        """Why the model could not be loaded, or None."""
+        return self._model_error
+
     def focus_search(self) -> None:
         self.search_field.setFocus(Qt.FocusReason.ShortcutFocusReason)
         self.search_field.selectAll()
 
     def search_now(self) -> None:
         """Search for what is in the field (and the query image) now, skipping the debounce."""
-        self._debounce.stop()
-        self._refreshing = False
-        request = SearchRequest(self.search_field.text(), self._query_image, self.filters.filters(), TOP)
-        if request.is_empty():
-            self._request_id = 0
-            self.searches.cancel()
-            self._found = []
-            self._set_hits([])
-            self._show_idle_page()
-            return
-        if not self._model_ready:
-            self._request_id = -1  # run when the model is ready
-            return
-        self._searched_text = request.text
-        self._request_id = self.searches.submit(request)
+        self.search.search_now()
 
-    def _show_results(self, request_id: int, hits: list[Hit]) -> None:
-        if request_id != self._request_id or not self.searches.is_current(request_id):
-            return  # overtaken by a newer search
-        self._found = hits
-        self._shown_text = self._searched_text
+    def add_folder(self, path: str) -> None:
+        self.folders.add_folder(path)
+
+    def set_query_image(self, image: str | QImage) -> None:
+        """Search by this image (a file path or pasted pixels), combined with any text typed."""
+        if isinstance(image, QImage):
+            self._chip_key = None
+            self.chip.show_query("Pasted image")
+            self.chip.set_icon(image)
+            self.search.set_image(qimage_to_pil(image))
+        else:
+            self._chip_key = CHIP_KEY_PREFIX + image
+            self.chip.show_query(Path(image).name)
+            self.thumbnails.request(self._chip_key, image, None, priority=2000)
+            self.search.set_image(image)
+
+    def clear_query_image(self) -> None:
+        self._chip_key = None
+        self.chip.hide()
+        self.search.set_image(None)
+
+    def show_folders(self) -> FoldersDialog:
+        dialog = FoldersDialog(self.library.catalog, self.folders, self, chooser=self._folder_chooser)
+        self.folders.folders_changed.connect(dialog.refresh)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    def show_failures(self) -> FailuresDialog:
+        dialog = FailuresDialog(self.library.catalog, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
+
+    # -- what the results area shows -----------------------------------------------------------------
+    def _show_answer(self, hits: list[Hit]) -> None:
         self._show_hits()
         if hits:
             self.statusBar().clearMessage()
@@ -250,14 +267,10 @@ class MainWindow(QMainWindow):
             self.empty.show_message("No matches", "Nothing matches these filters.")
             self.stack.setCurrentWidget(self.empty)
 
-    def _search_failed(self, request_id: int, reason: str) -> None:
-        if request_id == self._request_id:
-            self.statusBar().showMessage(f"Search failed: {reason}", 10_000)
-
     def _show_hits(self) -> None:
         """Show the hits found that pass the relevance slider."""
-        self._set_hits(hide_weak(self._found, self.filters.relevance.value()))
-        if self._found:
+        self._set_hits(hide_weak(self.search.found, self.filters.relevance.value()))
+        if self.search.found:
             self.stack.setCurrentWidget(self.view)
 
     def _set_hits(self, hits: list[Hit]) -> None:
@@ -266,7 +279,7 @@ class MainWindow(QMainWindow):
         if [(h.path, h.item_id, h.score) for h in hits] == [(h.path, h.item_id, h.score) for h in self.results.hits()]:
             return
         selected = self.detail.hit.path if self.detail.isVisible() and self.detail.hit else None
-        scroll = self.view.verticalScrollBar().value() if self._refreshing else 0
+        scroll = self.view.verticalScrollBar().value() if self.search.refreshing else 0
         self.thumbnails.cancel_pending()
         self.results.set_hits(hits)
         self.view.verticalScrollBar().setValue(scroll)
@@ -277,6 +290,10 @@ class MainWindow(QMainWindow):
         self.view.selectionModel().setCurrentIndex(
             self.results.index(row), QItemSelectionModel.SelectionFlag.ClearAndSelect
         )
+
+    def _show_idle(self) -> None:
+        self._set_hits([])
+        self._show_idle_page()
 
     def _show_idle_page(self) -> None:
         if self._model_error:
@@ -298,116 +315,19 @@ class MainWindow(QMainWindow):
             )
         self.stack.setCurrentWidget(self.empty)
 
-    def _empty_state_action(self) -> None:
-        """The empty state's button; it only appears on first run, to add a folder."""
-        path = self._folder_chooser(self)
-        if path:
-            self.add_folder(path)
-
-    # -- query image ---------------------------------------------------------------------------------
-    def set_query_image(self, image: str | QImage) -> None:
-        """Search by this image (a file path or pasted pixels), combined with any text typed."""
-        if isinstance(image, QImage):
-            self._query_image = qimage_to_pil(image)
-            self._chip_key = None
-            self.chip.show_query("Pasted image")
-            self.chip.set_icon(image)
-        else:
-            self._query_image = image
-            self._chip_key = CHIP_KEY_PREFIX + image
-            self.chip.show_query(Path(image).name)
-            self.thumbnails.request(self._chip_key, image, None, priority=2000)
-        self.search_now()
-
-    def clear_query_image(self) -> None:
-        self._query_image = None
-        self._chip_key = None
-        self.chip.hide()
-        self.search_now()
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            self.detail.hide()
+            return
+        self.detail.show_hit(self.results.hit(current.row()), self.search.shown_text)
+        self.detail.show()
 
     def _chip_icon(self, key: str, image: QImage) -> None:
         if key == self._chip_key:
             self.chip.set_icon(image)
 
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if image_from_mime(event.mimeData()) is not None:
-            event.acceptProposedAction()
-
-    def dragMoveEvent(self, event) -> None:
-        if image_from_mime(event.mimeData()) is not None:
-            event.acceptProposedAction()
-
-    def dropEvent(self, event: QDropEvent) -> None:
-        image = image_from_mime(event.mimeData())
-        if image is not None:
-            event.acceptProposedAction()
-            self.set_query_image(image)
-
-    def paste(self) -> bool:
-        """Paste an image or an image's path as the query image; returns whether there was one."""
-        image = image_from_mime(QGuiApplication.clipboard().mimeData())
-        if image is None:
-            return False
-        self.set_query_image(image)
-        return True
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The search field: image drops and pastes become image queries; Down moves to the results."""
-        if watched is self.search_field:
-            kind = event.type()
-            if kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove, QEvent.Type.Drop):
-                if image_from_mime(event.mimeData()) is not None:
-                    if kind == QEvent.Type.Drop:
-                        self.dropEvent(event)
-                    else:
-                        event.acceptProposedAction()
-                    return True
-            elif kind == QEvent.Type.KeyPress:
-                if event.matches(QKeySequence.StandardKey.Paste) and self.paste():
-                    return True
-                if event.key() == Qt.Key.Key_Down and self.results.rowCount():
-                    self.view.setFocus(Qt.FocusReason.TabFocusReason)
-                    if not self.view.currentIndex().isValid():
-                        self.view.setCurrentIndex(self.results.index(0))
-                    return True
-                if event.key() == Qt.Key.Key_Escape and self._query_image is not None and not self.search_field.text():
-                    self.clear_query_image()
-                    return True
-        return super().eventFilter(watched, event)
-
-    # -- a hit -----------------------------------------------------------------------------------------
-    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        if not current.isValid():
-            self.detail.hide()
-            return
-        self.detail.show_hit(self.results.hit(current.row()), self._shown_text)
-        self.detail.show()
-
-    def open_hit(self, hit: Hit) -> None:
-        if not desktop.open_file(hit.path, self._open_url):
-            self.statusBar().showMessage(f"No application could open {hit.path}", 10_000)
-
-    def _copy_path(self, path: str) -> None:
-        desktop.copy_path(path)
-        self.statusBar().showMessage(f"Copied {path}", 4000)
-
-    def _context_menu(self, pos: QPoint) -> None:
-        index = self.view.indexAt(pos)
-        if not index.isValid():
-            return
-        hit = self.results.hit(index.row())
-        menu = QMenu(self)
-        menu.addAction("Open", lambda: self.open_hit(hit))
-        menu.addAction("Show in folder", lambda: desktop.reveal_in_folder(hit.path, self._open_url))
-        menu.addAction("Copy path", lambda: self._copy_path(hit.path))
-        if hit.kind == "image":
-            menu.addSeparator()
-            menu.addAction("Find similar", lambda: self.set_query_image(hit.path))
-        menu.exec(self.view.viewport().mapToGlobal(pos))
-
-    # -- model ---------------------------------------------------------------------------------------
+    # -- the model, folders and the indexer's progress ----------------------------------------------
     def _model_loaded(self) -> None:
-        self._model_ready = True
         encoder = self.library.encoder
         self.status.set_model(encoder, self.library.fallback_reason)
         self.detail.vision.set_unsupported(
@@ -415,13 +335,10 @@ class MainWindow(QMainWindow):
             if supports_masks(encoder)
             else f"Masks and boxes need a CLIP ViT model or one with dense features; {encoder.display_name} has neither."
         )
-        self.indexer = IndexerBridge(self.library, watch=self._watch, parent=self)
-        self.indexer.status_changed.connect(self._indexer_status)
-        self.indexer.start()  # it indexes the folders already in the catalog
+        self.folders.start_indexer()  # it indexes the folders already in the catalog
         if self.indexer.elsewhere:
             self.status.set_indexer_elsewhere(self.indexer.elsewhere)
-        if self._request_id == -1 or self._query_image is not None or self.search_field.text().strip():
-            self.search_now()
+        self.search.model_ready()
 
     def _model_failed(self, reason: str) -> None:
         self._model_error = reason
@@ -429,85 +346,27 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("The model could not be loaded; searching is off.")
         self._show_idle_page()
 
-    # -- folders and indexing ------------------------------------------------------------------------
-    # Folder edits go through the indexer once it runs; before, straight to the catalog, which it reads at start.
-    def add_folder(self, path: str) -> None:
-        path = canonical_folder(path)
-        if not Path(path).is_dir():
-            self.statusBar().showMessage(f"Not a folder: {path}", 10_000)
-            return
-        if self.indexer is not None:
-            self.indexer.service.add_folder(path)
-        else:
-            self.library.catalog.add_folder(path)
-        self._update_folders()
+    def _empty_state_action(self) -> None:
+        """The empty state's button; it only appears on first run, to add a folder."""
+        path = self._folder_chooser(self)
+        if path:
+            self.add_folder(path)
+
+    def _folder_added(self) -> None:
         if not self.results.rowCount():
             self._show_idle_page()
 
-    def remove_folder(self, path: str) -> None:
-        if self.indexer is not None:
-            self.indexer.service.remove_folder(path)
-        else:
-            self.library.catalog.forget_folder(path)
-        self._update_folders()
+    def _folder_removed(self) -> None:
         self._refresh_counts()
-        self.search_now()
+        self.search.search_now()
 
-    def set_folder_paused(self, path: str, paused: bool) -> None:
-        if self.indexer is not None:
-            self.indexer.service.set_folder_paused(path, paused)
-        else:
-            self.library.catalog.set_folder_paused(path, paused)
-
-    def show_folders(self) -> FoldersDialog:
-        dialog = FoldersDialog(self.library.catalog, self, self, chooser=self._folder_chooser)
-        self.folders_changed.connect(dialog.refresh)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    def show_failures(self) -> FailuresDialog:
-        dialog = FailuresDialog(self.library.catalog, self)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
-
-    def _update_folders(self) -> None:
-        """Re-read the folder list; the indexer applies edits on its own thread, so this follows its status."""
-        folders = [(f.path, bool(f.paused)) for f in self.library.catalog.folders()]
-        if folders != self._folders_seen:
-            self._folders_seen = folders
-            self.filters.set_folders([path for path, _ in folders])
-            self.folders_changed.emit()
+    def _catalog_written(self) -> None:
+        self._refresh_counts()
+        self.search.catalog_changed()
 
     def _refresh_counts(self) -> None:
         counts = self.library.catalog.counts()
         self.status.set_counts(counts["files"], counts["items"], counts["failed"])
-
-    def _indexer_status(self, status: IndexerStatus) -> None:
-        self.status.set_indexer(status)
-        self._update_folders()
-        generation = self.library.catalog.generation()  # bumps on every catalog write: adds, moves, deletions
-        if generation != self._generation_seen:
-            self._generation_seen = generation
-            self._refresh_counts()
-            if self._request_id > 0 and not self._refresh.isActive():
-                # Show newly indexed files under the query on screen: soon when nothing is shown yet.
-                self._refresh.start(REFRESH_MS if self.results.rowCount() else FIRST_REFRESH_MS)
-            elif self._request_id == 0 and not self.results.rowCount():
-                self._show_idle_page()
-
-    def _refresh_after_indexing(self) -> None:
-        if self._request_id > 0:
-            self.search_now()
-            self._refreshing = True
-
-    def _pause_indexing(self, pause: bool) -> None:
-        if self.indexer is not None:
-            if pause:
-                self.indexer.service.pause()
-            else:
-                self.indexer.service.resume()
 
     # -- closing -------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:
@@ -516,12 +375,10 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop the indexer and let running jobs finish, so no worker outlives the library."""
-        if self.indexer is not None:
-            self.indexer.stop()
-            self.indexer = None
-        self.searches.cancel()
+        self.folders.stop_indexer()
+        self.search.cancel()
         self.thumbnails.cancel_pending()
         self.previews.cancel_pending()
         self.vision.cancel_pending()
-        for worker in (self.loader, self.searches, self.thumbnails, self.previews, self.vision):
+        for worker in (self.loader, self.search.runner, self.thumbnails, self.previews, self.vision):
             worker.wait()

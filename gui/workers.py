@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import fields
 from pathlib import Path
 
 from PIL import Image
@@ -19,7 +19,7 @@ from PySide6.QtGui import QImage
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, kind_of, open_image
 from clifs.engine.models.base import ModelUnavailable
-from clifs.engine.search import Hit
+from clifs.engine.search import Hit, Query
 from clifs.engine.thumbnails import ThumbnailCache
 
 log = logging.getLogger(__name__)
@@ -69,17 +69,6 @@ class ModelLoader(QObject):
         return self._pool.waitForDone(msecs)
 
 
-@dataclass(frozen=True)
-class SearchRequest:
-    text: str = ""
-    image: str | Image.Image | None = None
-    filters: dict = field(default_factory=dict)  # the other fields of clifs.engine.search.Query
-    top: int = 120
-
-    def is_empty(self) -> bool:
-        return not self.text.strip() and self.image is None
-
-
 class SearchRunner(QObject):
     """Runs searches one at a time; a request overtaken by a newer one is skipped or its answer dropped."""
 
@@ -93,10 +82,10 @@ class SearchRunner(QObject):
         self._pool.setMaxThreadCount(1)  # one encoder, one FAISS index: no concurrent searches
         self._latest = 0
 
-    def submit(self, request: SearchRequest) -> int:
+    def submit(self, query: Query) -> int:
         self._latest += 1
         request_id = self._latest
-        self._pool.start(lambda: self._run(request_id, request))
+        self._pool.start(lambda: self._run(request_id, query))
         return request_id
 
     def cancel(self) -> None:
@@ -106,13 +95,12 @@ class SearchRunner(QObject):
     def is_current(self, request_id: int) -> bool:
         return request_id == self._latest
 
-    def _run(self, request_id: int, request: SearchRequest) -> None:
+    def _run(self, request_id: int, query: Query) -> None:
         if not self.is_current(request_id):
             return  # the user typed on; a newer request is queued behind this one
         try:
-            hits: list[Hit] = self.library.search(
-                text=request.text or None, image=request.image, top=request.top, **request.filters
-            )
+            # Library.search takes the query's fields as keywords (and catches up with other indexers first).
+            hits: list[Hit] = self.library.search(**{f.name: getattr(query, f.name) for f in fields(Query)})
         except Exception as exc:  # shown in the status bar; the window stays usable
             if not isinstance(exc, MediaError):
                 log.exception("search failed")

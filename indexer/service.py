@@ -4,8 +4,12 @@ One thread owns every catalog write (SQLite has one writer; readers in other
 threads and processes search meanwhile). It reconciles each folder at start
 (watch events are lost while clifs is closed), then follows the watcher's
 changes, indexing in chunks so that pause, stop and folder edits take effect
-within a batch. Calls from other threads post commands to it. Status goes to
-listeners and to ``<home>/status.json`` for `clifs status` in another process.
+within a batch. Calls from other threads post commands to it.
+
+This module holds that thread, its commands and its backlog; the folder list is
+applied by ``folder_sync``, the watcher's changes become work in ``changes``, and
+``status_publisher`` tells listeners and ``<home>/status.json`` (for `clifs status`
+in another process) what it is doing.
 """
 
 from __future__ import annotations
@@ -16,26 +20,22 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import replace
 
 from clifs.engine.library import Library
-from clifs.engine.media import kind_of
 from clifs.engine.paths import canonical_folder, is_under
+from indexer.changes import ChangeTranslator
+from indexer.folder_sync import FolderSync
 from indexer.lock import IndexerLock
 from indexer.pipeline import IndexReport, Pipeline
-from indexer.scan import DiskFile, ScanResult, diff, stat_entry, walk
-from indexer.status import IndexerStatus, write_status_file
-from indexer.watch import ChangeQueue, FolderWatcher, Move
+from indexer.scan import DiskFile, ScanResult, stat_entry
+from indexer.status import IndexerStatus
+from indexer.status_publisher import StatusPublisher
+from indexer.watch import ChangeQueue, Move
 
 __all__ = ["IndexerService", "IndexerStatus"]
 
 log = logging.getLogger(__name__)
 
-RECENT_ERRORS = 50
-FOLDER_POLL_SECONDS = 2.0  # notice folders added/removed/paused by `clifs folders` in another process
-LISTENER_SECONDS = 0.1  # at most this often between state changes
-STATUS_FILE_SECONDS = 0.5
-RATE_WINDOW_SECONDS = 10.0
 IDLE_SAVE_SECONDS = 30.0  # save a changed vector cache when idle, at most this often
 
 
@@ -62,25 +62,22 @@ class IndexerService:
         self._paused = False
         self._commands: deque[Callable[[], None]] = deque()
         self._thread: threading.Thread | None = None
-        self._listeners: list[Callable[[IndexerStatus], None]] = []
+        self._publisher = StatusPublisher(
+            library.settings.home,
+            model_name=lambda: library.encoder.display_name,
+            queued=self._queued,
+            paused=lambda: self._paused,
+        )
         # Service-thread state.
-        self._folders: dict[str, bool] = {}  # path -> paused, as last applied
-        self._missing: set[str] = set()  # listed, active, but not on disk (an unplugged drive)
-        self._to_scan: list[str] = []
+        self._folders = FolderSync(library, self._changes, report_error=self._publisher.error)
+        self._translator = ChangeTranslator(
+            library.catalog, library.settings.excludes, self._changes, self._folders.active_root
+        )
         self._backlog: OrderedDict[str, DiskFile] = OrderedDict()
         self._in_flight: dict[str, DiskFile] = {}
         self._vanished: list[DiskFile] = []
-        self._watcher: FolderWatcher | None = None
-        self._next_poll = 0.0
         self._last_idle_save = 0.0
         self._saved_generation = -1
-        # Status.
-        self._status = IndexerStatus("idle")
-        self._status_lock = threading.Lock()
-        self._errors: deque[tuple[str, str]] = deque(maxlen=RECENT_ERRORS)
-        self._samples: deque[tuple[float, int]] = deque()
-        self._last_listeners = 0.0
-        self._last_file_write = 0.0
 
     # -- the public API (any thread) --------------------------------------------------------------
     def start(self) -> None:
@@ -108,8 +105,7 @@ class IndexerService:
         self._notify()
 
     def status(self) -> IndexerStatus:
-        with self._status_lock:
-            return replace(self._status, recent_errors=list(self._status.recent_errors))
+        return self._publisher.status()
 
     def add_folder(self, path: str) -> None:
         path = canonical_folder(path)
@@ -131,7 +127,7 @@ class IndexerService:
 
     def add_listener(self, fn: Callable[[IndexerStatus], None]) -> None:
         """``fn(status)`` is called from the service thread after commits and state changes."""
-        self._listeners.append(fn)
+        self._publisher.add_listener(fn)
 
     # -- plumbing between threads -----------------------------------------------------------------
     def _notify(self) -> None:
@@ -157,11 +153,15 @@ class IndexerService:
                 command()
             except Exception as exc:
                 log.exception("indexer command failed")
-                self._error("(folders)", str(exc))
+                self._publisher.error("(folders)", str(exc))
 
     def _should_yield(self) -> bool:
         """Asked by the pipeline after each file: drop the undecoded rest of the chunk?"""
         return self._paused or self._stopping.is_set()
+
+    def _queued(self) -> int:
+        """Files waiting: on the backlog, in the chunk being indexed, or pending (debounced)."""
+        return len(self._backlog) + len(self._in_flight) + len(self._changes)
 
     # -- the service thread -----------------------------------------------------------------------
     def _run(self) -> None:
@@ -169,19 +169,18 @@ class IndexerService:
             self._pipeline = Pipeline(self.library, on_file=self._on_file, should_stop=self._should_yield)
             self._saved_generation = self.library.vectors.generation  # load or repair the cache first
             if self._watch:
-                self._watcher = FolderWatcher(self._changes, self.library.settings.excludes)
-                self._watcher.start()
-            self._folders, self._next_poll = {}, 0.0  # folders added before start() still need their watch
+                self._folders.start_watching()
+            self._folders.reapply_all()
             while not self._stopping.is_set():
                 self._wake.clear()
                 self._run_commands()
-                if time.monotonic() >= self._next_poll:
+                if self._folders.poll_due():
                     self._sync_folders()
                 if self._paused:
-                    self._publish("paused")
-                    self._wake.wait(self._poll_in())
-                elif self._to_scan:
-                    self._reconcile(self._to_scan.pop(0))
+                    self._publisher.publish("paused")
+                    self._wake.wait(self._folders.seconds_to_poll())
+                elif (root := self._folders.next_to_reconcile()) is not None:
+                    self._reconcile(root)
                 elif self._take_changes() or self._backlog:
                     if self._backlog:
                         self._index_chunk()
@@ -189,7 +188,7 @@ class IndexerService:
                     self._rest()
         except Exception as exc:
             log.exception("the indexer stopped on an unexpected error")
-            self._error("(indexer)", f"stopped by an unexpected error: {type(exc).__name__}: {exc}")
+            self._publisher.error("(indexer)", f"stopped by an unexpected error: {type(exc).__name__}: {exc}")
         finally:
             self._shutdown()
 
@@ -202,21 +201,17 @@ class IndexerService:
         if generation != self._saved_generation and time.monotonic() - self._last_idle_save >= IDLE_SAVE_SECONDS:
             self.library.flush()  # a restart then loads the cache instead of patching it
             self._saved_generation, self._last_idle_save = generation, time.monotonic()
-        self._publish("watching" if self._watcher else "idle")
+        self._publisher.publish("watching" if self._folders.watching else "idle")
         due = self._changes.next_due()
-        self._wake.wait(self._poll_in() if due is None else min(due, self._poll_in()))
-
-    def _poll_in(self) -> float:
-        return max(0.0, self._next_poll - time.monotonic())
+        poll_in = self._folders.seconds_to_poll()
+        self._wake.wait(poll_in if due is None else min(due, poll_in))
 
     def _shutdown(self) -> None:
         try:
-            if self._watcher is not None:
-                self._watcher.stop()
-                self._watcher = None
+            self._folders.stop_watching()
             self.library.flush()
         finally:
-            self._publish("stopped", force=True)
+            self._publisher.publish("stopped", force=True)
             if self._owns_lock and self._lock is not None:
                 self._lock.release()
 
@@ -230,70 +225,22 @@ class IndexerService:
         self.library.vectors.catch_up(self.library.catalog)
 
     def _sync_folders(self) -> None:
-        """Bring watches and scans in line with the catalog's folder list (edited here or elsewhere)."""
-        self._next_poll = time.monotonic() + FOLDER_POLL_SECONDS
-        wanted = {f.path: bool(f.paused) for f in self.library.catalog.folders()}
-        for path in [p for p in self._folders if p not in wanted]:
-            self._drop(path, wanted)
-            # Files another process's `clifs folders remove` could not see (committed here meanwhile).
-            leftovers = [p for p in self.library.catalog.paths_under(path) if not self._covered(p, wanted)]
-            self.library.remove_files(leftovers)
-        for path, paused in wanted.items():
-            if self._folders.get(path) == paused and not (path in self._missing and os.path.isdir(path)):
-                continue
-            if paused:
-                self._drop(path, wanted)
-            else:
-                self._begin(path)
-        self._folders = wanted
+        for folder in self._folders.sync():
+            self._forget_work_under(folder)
 
-    def _mark_missing(self, path: str) -> None:
-        """An unplugged drive is not a folder whose files were all deleted: keep them, say so once."""
-        if path not in self._missing:
-            self._missing.add(path)
-            self._error(path, "folder not found: its files stay in the catalog until it is back or removed")
-
-    def _begin(self, path: str) -> None:
-        if not os.path.isdir(path):
-            self._mark_missing(path)
-            return
-        self._missing.discard(path)
-        if self._watcher is not None:
-            try:
-                self._watcher.watch(path)
-            except OSError as exc:  # e.g. out of inotify watches: changes are found at the next start
-                self._error(path, f"cannot watch this folder for changes: {exc}")
-        if path not in self._to_scan:
-            self._to_scan.append(path)
-
-    def _drop(self, path: str, wanted: dict[str, bool]) -> None:
-        """Stop watching ``path`` and forget its pending work (other active folders keep theirs)."""
-        if self._watcher is not None:
-            self._watcher.unwatch(path)
-        self._changes.discard_under(path)
-        self._missing.discard(path)
-        self._to_scan = [p for p in self._to_scan if p != path]
-        for p in [p for p in self._backlog if is_under(p, path) and not self._covered(p, wanted, active=True)]:
+    def _forget_work_under(self, folder: str) -> None:
+        """A dropped folder's pending changes and backlog go (what another active folder holds stays)."""
+        self._changes.discard_under(folder)
+        for p in [p for p in self._backlog if is_under(p, folder) and not self._folders.in_active_folder(p)]:
             del self._backlog[p]
-
-    @staticmethod
-    def _covered(path: str, folders: dict[str, bool], active: bool = False) -> bool:
-        return any(is_under(path, f) for f, paused in folders.items() if not (active and paused))
-
-    def _active_root(self, path: str) -> str | None:
-        """The active, present folder that holds ``path``; changes elsewhere are ignored."""
-        for folder, paused in self._folders.items():
-            if not paused and folder not in self._missing and is_under(path, folder):
-                return folder
-        return None
 
     # -- finding work -----------------------------------------------------------------------------
     def _reconcile(self, root: str) -> None:
         """Walk a folder and diff it with the catalog (unchanged files are not opened)."""
         if not os.path.isdir(root):
-            self._mark_missing(root)
+            self._folders.mark_missing(root)
             return
-        self._publish("scanning", force=True, current=root)
+        self._publisher.publish("scanning", force=True, current=root)
         self._apply_scan(self._pipeline.scan([root]))
 
     def _take_changes(self) -> bool:
@@ -301,50 +248,16 @@ class IndexerService:
         changes = self._changes.take()
         for move in changes.moves:
             self._apply_move(move)
-        scan = ScanResult()
-        settled = time.time() - self._changes.debounce
-        for tree in changes.trees:
-            root = self._active_root(tree)
-            if root is not None and os.path.isdir(root):
-                disk = walk(tree, self.library.settings.excludes) if os.path.isdir(tree) else []
-                part = diff(disk, self.library.catalog.file_states_under(tree))
-                for f in part.to_index:
-                    if f.mtime < settled:
-                        scan.to_index.append(f)
-                    else:  # a fresh mtime may be a copy still running: let it settle first
-                        self._changes.touch(f.path)
-                scan.deleted += part.deleted
-        files = [p for p in changes.files if self._active_root(p)]
-        known = self.library.catalog.file_states(files)
-        for path in files:
-            kind = kind_of(path)
-            entry = stat_entry(path, kind) if kind and not os.path.isdir(path) else None
-            row = known.get(path)
-            if entry is None:
-                if row is not None and os.path.isdir(self._active_root(path) or ""):
-                    scan.deleted.append(path)
-            elif row is None or row.size != entry.size or abs(row.mtime - entry.mtime) >= 1e-6:
-                scan.to_index.append(entry)
-        self._apply_scan(scan)
+        self._apply_scan(self._translator.scan(changes))
         return bool(changes.moves or changes.files or changes.trees)
 
     def _apply_move(self, move: Move) -> None:
-        """The catalog row follows the file, so its vectors are reused; the checks that
-        follow each move re-read anything that changed on the way."""
-        if not (self._active_root(move.src) and self._active_root(move.dest)):
-            return
-        catalog = self.library.catalog
-        if move.is_dir:
-            rows = catalog.file_states_under(move.src).values()
-            pairs = [(r, move.dest + r.path[len(move.src) :]) for r in rows]
-        else:
-            row = catalog.file_states([move.src]).get(move.src)
-            pairs = [(row, move.dest)] if row else []
-        for row, dest in pairs:
+        """The catalog rows follow the files, so their vectors are reused."""
+        for row, dest in self._translator.moved_rows(move):
             self._backlog.pop(row.path, None)
             if row.status == "ok":
                 self.library.move_file(row.path, dest, row.mtime)
-                self._count_done(dest)
+                self._publisher.count_done(dest)
 
     def _apply_scan(self, scan: ScanResult) -> None:
         """Moves (by content hash), deletions, then new and changed files onto the backlog."""
@@ -365,7 +278,7 @@ class IndexerService:
         chunk = [self._backlog.popitem(last=False)[1] for _ in range(min(size, len(self._backlog)))]
         self._in_flight = {f.path: f for f in chunk}
         self._vanished = []
-        self._publish("indexing", force=True, current=chunk[0].path)
+        self._publisher.publish("indexing", force=True, current=chunk[0].path)
         try:
             self._pipeline.index_files(chunk)
         finally:
@@ -388,59 +301,8 @@ class IndexerService:
         """The pipeline finished a file (committed, moved or failed)."""
         self._in_flight.pop(f.path, None)
         if error is None:
-            self._count_done(f.path)
-            return
-        if not os.path.lexists(f.path):
+            self._publisher.count_done(f.path)
+        elif not os.path.lexists(f.path):
             self._vanished.append(f)
-            return
-        with self._status_lock:
-            self._status.failed += 1
-        self._error(f.path, error)
-
-    def _count_done(self, path: str) -> None:
-        with self._status_lock:
-            self._status.done += 1
-        self._publish(self._status.state, current=path)
-
-    # -- status -----------------------------------------------------------------------------------
-    def _error(self, path: str, reason: str) -> None:
-        self._errors.append((path, reason))
-        self._publish(self._status.state, force=True)
-
-    def _rate(self, done: int) -> float:
-        now = time.monotonic()
-        self._samples.append((now, done))
-        while now - self._samples[0][0] > RATE_WINDOW_SECONDS:
-            self._samples.popleft()
-        t0, done0 = self._samples[0]
-        return (done - done0) / (now - t0) if now > t0 else 0.0
-
-    def _publish(self, state: str, *, force: bool = False, current: str | None = None) -> None:
-        with self._status_lock:
-            old = self._status
-            busy = state in ("scanning", "indexing")
-            self._status = new = IndexerStatus(
-                state=state,
-                queued=len(self._backlog) + len(self._in_flight) + len(self._changes),
-                done=old.done,
-                failed=old.failed,
-                rate=self._rate(old.done) if busy else 0.0,
-                current=(current or old.current) if busy else None,
-                paused=self._paused,
-                recent_errors=list(self._errors),
-            )
-        now = time.monotonic()
-        force = force or state != old.state
-        if force or now - self._last_listeners >= LISTENER_SECONDS:
-            self._last_listeners = now
-            for fn in list(self._listeners):
-                try:
-                    fn(self.status())
-                except Exception:
-                    log.exception("indexer status listener failed")
-        if force or now - self._last_file_write >= STATUS_FILE_SECONDS:
-            self._last_file_write = now
-            try:
-                write_status_file(self.library.settings.home, new, model=self.library.encoder.display_name)
-            except OSError as exc:
-                log.warning("cannot write the indexer status file: %s", exc)
+        else:
+            self._publisher.count_failed(f.path, error)

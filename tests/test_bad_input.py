@@ -29,6 +29,14 @@ def _png_claiming(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
+def _jpeg_claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """A real JPEG whose frame header (SOF0) is rewritten to promise ``width`` x ``height`` pixels."""
+    data = bytearray(jpeg)
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
 def _scene(seed: int, n_objects: int = 2) -> Image.Image:
     return next(iter_scenes(HELD_OUT_SEED_BASE + seed, 1, 96, n_objects=n_objects)).image
 
@@ -54,6 +62,7 @@ def indexed(tmp_path_factory):
     (d / "empty.jpg").write_bytes(b"")
     (d / "text.jpg").write_text("this is not an image\n")
     (d / "bomb.png").write_bytes(_png_claiming(40000, 40000))
+    (d / "forged.jpg").write_bytes(_jpeg_claiming(jpeg, 10000, 9000))  # decodes as flat grey if trusted
     os.mkfifo(d / "fifo.jpg")
     os.symlink(d / "nowhere.jpg", d / "broken_link.jpg")
     os.symlink(d / "loop_b.jpg", d / "loop_a.jpg")
@@ -96,6 +105,7 @@ FAILURES = {
     "empty.jpg": "empty file",
     "text.jpg": "not an image",
     "bomb.png": "too large",
+    "forged.jpg": "truncated image: its header promises 10000x9000 pixels",
     "fifo.jpg": "not a regular file",
     "broken_link.jpg": "broken symbolic link",
     "loop_a.jpg": "symbolic link loop",

@@ -32,13 +32,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from clifs.engine.errors import CatalogError
 from clifs.engine.paths import folder_prefix, is_under
 
 SCHEMA_VERSION = 1
-
-
-class CatalogError(Exception):
-    """The catalog file cannot be used (e.g. written by a newer clifs)."""
 
 
 class Base(DeclarativeBase):

@@ -8,3 +8,9 @@ class ModelUnavailable(Exception):
 
 class UsageError(Exception):
     """Wrong arguments that argparse cannot catch."""
+
+
+class CatalogError(Exception):
+    """The catalog or its home cannot be used (damaged, written by a newer clifs, read-only, not a folder).
+
+    The message is one line: what is wrong and what to do about it."""

@@ -19,6 +19,9 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", "
 
 # A truncated JPEG must fail, not decode as grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+#: A real JPEG spends at least one bit on every 8x8 block (a DC code and an end-of-block), so fewer
+#: bytes than pixels / 512 means the scan data stops early and libjpeg would pad it with flat grey.
+JPEG_MIN_BYTES_PER_PIXEL = 1 / 512
 
 
 class MediaError(Exception):
@@ -78,6 +81,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
+def _check_jpeg_size(width: int, height: int, size: int) -> None:
+    """Refuse a JPEG whose header promises far more pixels than its bytes can hold (truncated or forged)."""
+    if size < width * height * JPEG_MIN_BYTES_PER_PIXEL:
+        raise MediaError(
+            f"truncated image: its header promises {width}x{height} pixels but the file holds only {size} bytes"
+        )
+
+
 def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 256) -> Image.Image:
     """Decode an image upright in RGB, as small as ``min_side`` allows for JPEGs.
 
@@ -85,7 +96,7 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
     the pixel cap turns PIL's decompression-bomb warning into an error. The file's own
     upright (width, height), before any draft scaling, is in ``info["original_size"]``.
     """
-    check_regular_file(path)
+    st = check_regular_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -95,6 +106,7 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
                     raise MediaError(f"image too large ({im.width}x{im.height} pixels; the limit is {max_pixels})")
                 w, h = im.size  # before draft() shrinks it
                 if im.format == "JPEG":
+                    _check_jpeg_size(w, h, st.st_size)
                     im.draft("RGB", (min_side, min_side))
                 im.seek(0)  # first frame of a GIF
                 im.load()

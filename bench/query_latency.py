@@ -31,7 +31,7 @@ from sqlalchemy import insert
 from clifs.engine.catalog import Embedding, File, Item, Meta
 from clifs.engine.config import Settings
 from clifs.engine.library import Library
-from clifs.engine.models.base import normalise
+from clifs.engine.models.numpy_ops import l2_normalise
 
 DIM = 512
 QUERIES = ["a dog on a beach", "a red car", "birthday cake with candles", "mountains at sunset", "a cat asleep"]
@@ -39,7 +39,7 @@ QUERIES = ["a dog on a beach", "a red car", "birthday cake with candles", "mount
 
 def fill_catalog(library: Library, n: int, model_id: str, rng: np.random.Generator, chunk: int = 50_000) -> np.ndarray:
     """n one-item image files with clustered unit vectors; returns the cluster centres."""
-    centres = normalise(rng.normal(size=(max(16, n // 500), DIM)))
+    centres = l2_normalise(rng.normal(size=(max(16, n // 500), DIM)))
     with library.catalog.engine.begin() as conn:
         for start in range(0, n, chunk):
             ids = range(start + 1, min(n, start + chunk) + 1)
@@ -59,7 +59,7 @@ def fill_catalog(library: Library, n: int, model_id: str, rng: np.random.Generat
             )
             conn.execute(insert(Item), [{"id": i, "file_id": i} for i in ids])
             which = rng.integers(0, len(centres), size=len(ids))
-            vecs = normalise(centres[which] + 0.6 * rng.normal(size=(len(ids), DIM)) / np.sqrt(DIM) * 4).astype(
+            vecs = l2_normalise(centres[which] + 0.6 * rng.normal(size=(len(ids), DIM)) / np.sqrt(DIM) * 4).astype(
                 np.float16
             )
             conn.execute(
@@ -77,7 +77,7 @@ def recall_at_10(library: Library, centres: np.ndarray, rng: np.random.Generator
     exact = faiss.IndexIDMap2(faiss.IndexFlatIP(DIM))
     for ids, vecs in library.catalog.iter_embeddings(library.model.model_id, DIM):
         exact.add_with_ids(vecs, ids)
-    queries = normalise(
+    queries = l2_normalise(
         centres[rng.integers(0, len(centres), n_queries)] + 0.3 * rng.normal(size=(n_queries, DIM)) / np.sqrt(DIM) * 4
     )
     hits = []

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from clifs.engine.models import starter
-from clifs.engine.models.base import normalise
+from clifs.engine.models.numpy_ops import l2_normalise
 from devkit.starter_quality import Item, Query, demo_items, evaluate, load_queries, summary
 
 
@@ -77,7 +77,7 @@ def tune(enc: starter.StarterEncoder, images: list[Image.Image], items: list[Ite
         ],
     }
     class_embs = {"mean of names / parent / category": enc.class_emb}
-    class_embs |= {name: torch.from_numpy(normalise(enc.text.encode(t))) for name, t in one_sentence.items()}
+    class_embs |= {name: torch.from_numpy(l2_normalise(enc.text.encode(t))) for name, t in one_sentence.items()}
     queries_as_typed = enc.encode_texts([q.text for q in queries])
     rest_text = torch.from_numpy(enc.text.encode([starter.REST_TEXT])[0])
     probs = {}

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from clifs.engine.models.openclip import CONFIG_DIR, register_shipped_configs
+from clifs.engine.models.openclip_spec import CONFIG_DIR, register_shipped_configs
 from devkit.shapes import COLOURS, render_scene
 
 MODEL_NAME = "shapes-vit-tiny"

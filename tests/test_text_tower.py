@@ -62,7 +62,7 @@ def test_numpy_tower_reproduces_quick_gelu_towers(tmp_path):
     """OpenAI's models use QuickGELU; a random tower of that kind must match too."""
     model = open_clip.create_model(TEST_MODEL, force_quick_gelu=True)
     encoder = OpenClipEncoder(model, open_clip.get_tokenizer(TEST_MODEL), "random:quick", "quick", "cpu", WEIGHTS)
-    assert encoder.export_text_tower().config["activation"] == "quick_gelu"
+    assert encoder.text_export().config["activation"] == "quick_gelu"
     assert text_towers.store(tmp_path, "quick", encoder)
     texts = ["a photo of a cat", *random_texts(20, seed=1)]
     np.testing.assert_allclose(
@@ -72,8 +72,8 @@ def test_numpy_tower_reproduces_quick_gelu_towers(tmp_path):
 
 def test_a_tower_that_does_not_reproduce_its_model_is_not_saved(tmp_path, test_encoder):
     class WrongExport(OpenClipEncoder):
-        def export_text_tower(self):
-            export = super().export_text_tower()
+        def text_export(self):
+            export = super().text_export()
             export.config["activation"] = "quick_gelu"  # not what the model computes
             return export
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from clifs.engine.catalog import Catalog, IndexedFile, NewItem
-from clifs.engine.models.base import normalise
+from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.vectors import VectorIndex
 
 DIM = 8
@@ -14,7 +14,7 @@ MODEL = "test:model"
 
 
 def _file(path: str, n_items: int, rng: np.random.Generator, video: bool = False) -> IndexedFile:
-    items = [NewItem(float(i) if video else None, normalise(rng.normal(size=DIM))) for i in range(n_items)]
+    items = [NewItem(float(i) if video else None, l2_normalise(rng.normal(size=DIM))) for i in range(n_items)]
     return IndexedFile(path, "video" if video else "image", 10, 1.0, f"hash-{path}", items)
 
 
@@ -117,7 +117,7 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
 
     monkeypatch.setattr(clifs.engine.vectors, "ANN_THRESHOLD", 1000)
     rng = np.random.default_rng(4)
-    centres = normalise(rng.normal(size=(20, DIM)))
+    centres = l2_normalise(rng.normal(size=(20, DIM)))
     files = [
         IndexedFile(
             f"/p/{i}.jpg",
@@ -125,7 +125,7 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
             1,
             1.0,
             None,
-            [NewItem(None, normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))],
+            [NewItem(None, l2_normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))],
         )
         for i in range(3000)
     ]
@@ -138,7 +138,7 @@ def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
     exact.rebuild(catalog)
     recalls, refined = [], []
     stored = lambda ids: catalog.vectors_of(ids, MODEL, DIM)  # noqa: E731
-    for q in normalise(rng.normal(size=(20, DIM))):
+    for q in l2_normalise(rng.normal(size=(20, DIM))):
         truth = set(exact.search(q, 10)[1].tolist())
         recalls.append(len(truth & set(index.search(q, 10)[1].tolist())) / 10)
         refined.append(len(truth & set(index.search(q, 10, stored=stored)[1].tolist())) / 10)

@@ -22,7 +22,8 @@ from PIL import Image
 
 from clifs.engine.catalog import Catalog, ItemInfo
 from clifs.engine.media import open_image
-from clifs.engine.models.base import Encoder, TextEncoder, normalise
+from clifs.engine.models.base import Encoder, TextEncoder
+from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.vectors import VectorIndex
 
@@ -117,7 +118,7 @@ class Searcher:
         if ids:
             stored = self.catalog.embedding_of(ids[0], self.vectors.model_id)
             if stored is not None:
-                return normalise(stored)
+                return l2_normalise(stored)
         return self._image_encoder().encode_pil([open_image(path, self.max_image_pixels)])[0]
 
     def query_vector(self, query: Query) -> np.ndarray:
@@ -128,8 +129,8 @@ class Searcher:
             parts.append((query.image_weight if parts else 1.0, self.image_vector(query.image)))
         vec = sum(w * v for w, v in parts)
         if query.negative and query.negative.strip():
-            vec = normalise(vec) - 0.5 * self.text_vector(query.negative)
-        return normalise(vec)
+            vec = l2_normalise(vec) - 0.5 * self.text_vector(query.negative)
+        return l2_normalise(vec)
 
     def search(self, query: Query) -> list[Hit]:
         if query.is_empty():

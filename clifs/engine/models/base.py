@@ -1,4 +1,5 @@
-"""The interfaces every model backend implements: the text side alone, and the whole encoder.
+"""The interfaces every model backend implements: the text side alone, the whole encoder, and its
+optional capabilities (a text tower that runs without torch, features at every image location).
 
 Importing this module does not import torch: a text search runs on the text side only
 (clifs.engine.models.text_towers) and never needs it.
@@ -7,7 +8,9 @@ Importing this module does not import torch: a text search runs on the text side
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 from PIL import Image
@@ -17,9 +20,16 @@ from clifs.engine.errors import ModelUnavailable
 if TYPE_CHECKING:
     import torch
 
-    from clifs.engine.models.text_towers import TextTowerExport
-
-__all__ = ["Encoder", "ModelUnavailable", "TextEncoder", "normalise", "pick_device"]
+__all__ = [
+    "DenseFeatures",
+    "Encoder",
+    "FeatureMap",
+    "ModelUnavailable",
+    "PatchFeatures",
+    "TextEncoder",
+    "TextTowerExport",
+    "pick_device",
+]
 
 
 class TextEncoder(ABC):
@@ -45,6 +55,55 @@ class TextEncoder(ABC):
         """Texts -> (n, dim) float32, L2-normalised."""
 
 
+@dataclass
+class TextTowerExport:
+    """A model's text side as arrays, with what is needed to rebuild it without torch: see ``Encoder.text_export``."""
+
+    kind: str  # which numpy tower computes it: "clip" or "minilm"
+    tensors: dict[str, np.ndarray]
+    config: dict
+    sources: list[Path]  # the files the model was loaded from; the record is valid while they are unchanged
+    extra: dict = field(default_factory=dict)  # kind-specific settings, e.g. the tokenizer's
+
+
+class PatchFeatures(ABC):
+    """A ViT's patch tokens as features in the text space, for any window of pixels.
+
+    Masks resize an image to whole patches and slide windows of ``native`` pixels over it.
+    """
+
+    #: Pixels per patch side.
+    patch: int
+    #: The input size the model was trained at.
+    native: int
+    #: Where ``patch_features`` wants its pixels.
+    device: torch.device
+
+    @abstractmethod
+    def normalise_pixels(self, unit: torch.Tensor) -> torch.Tensor:
+        """A (3, H, W) image in [0, 1] -> the model's normalised pixels."""
+
+    @abstractmethod
+    def patch_features(self, pixels: torch.Tensor, method: str, sigma: float = 5.0) -> torch.Tensor:
+        """(B, 3, H, W) normalised pixels -> (B, H/p, W/p, dim) L2-normalised features in the text space.
+
+        ``method`` is the last block's attention (clifs.engine.vision.METHODS); ``sigma`` NACLIP's
+        neighbourhood in patches.
+        """
+
+
+class FeatureMap(ABC):
+    """One coarse feature map of a whole image, computed at the model's own scale."""
+
+    @abstractmethod
+    def dense_features(self, image: Image.Image) -> np.ndarray:
+        """An image -> (h, w, dim) features in the text space, one per cell of the model's grid."""
+
+
+#: What masks and boxes are computed from: per-window patch tokens, or one map per image.
+DenseFeatures: TypeAlias = PatchFeatures | FeatureMap
+
+
 class Encoder(TextEncoder):
     """Maps images and texts into one space (the whole model, on torch)."""
 
@@ -58,8 +117,12 @@ class Encoder(TextEncoder):
     @abstractmethod
     def _encode_images(self, batch: torch.Tensor) -> np.ndarray: ...
 
-    def export_text_tower(self) -> TextTowerExport | None:
+    def text_export(self) -> TextTowerExport | None:
         """The text side as plain arrays, for searches that skip torch; None when this model has no such export."""
+        return None
+
+    def dense(self) -> DenseFeatures | None:
+        """Features at every image location, for masks and boxes; None when this model has none."""
         return None
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
@@ -72,11 +135,6 @@ class Encoder(TextEncoder):
         import torch
 
         return self.encode_images(torch.stack([self.preprocess(im) for im in images]))
-
-
-def normalise(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def pick_device(requested: str = "auto") -> str:

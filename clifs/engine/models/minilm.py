@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from clifs.engine.models.numpy_ops import attention, gelu, l2_normalise, layer_norm, linear
+from clifs.engine.models.safetensors_mmap import memmap_safetensors
 
 #: sentence-transformers' max_seq_length for this model (sentence_bert_config.json).
 MAX_TOKENS = 256
@@ -27,8 +28,6 @@ class MiniLM:
 
     def __init__(self, folder: Path):
         from tokenizers import Tokenizer
-
-        from clifs.engine.models.text_towers import memmap_safetensors
 
         cfg = json.loads((folder / "config.json").read_text())
         self.folder = folder

@@ -1,4 +1,5 @@
-"""The few transformer operations the numpy text towers share (float32 in, float32 out)."""
+"""The numpy operations the models and searches share: the text towers' transformer parts
+(float32 in, float32 out) and the one L2 normalisation of embedding vectors."""
 
 from __future__ import annotations
 
@@ -55,4 +56,6 @@ def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, heads: int, mask: np.
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
+    """Every vector along the last axis scaled to unit length, as float32 (a zero vector stays zero)."""
+    x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -1,8 +1,8 @@
-"""Model names -> encoders. The CLI and GUI only ever see names.
+"""Model specs -> encoders. The CLI and GUI only ever see specs.
 
-A model spec is one of:
-  ``starter``                      the offline ConSE starter model (not CLIP)
-  ``shapes-vit-tiny``              the trained shapes-world test model in assets/
+A spec that names a backend in ``_BACKENDS`` (``starter``, ``shapes-vit-tiny``, or one added with
+``register``) is built by that backend's loader. Any other spec falls through to open_clip
+(clifs.engine.models.openclip.load), which reads it as one of:
   ``ViT-B-32`` / ``ViT-B-32:TAG``  an open_clip architecture with a pretrained tag
   ``ViT-B-32:/path/weights.pt``    an open_clip architecture with a local checkpoint
   ``/path/to/folder``              a folder with open_clip_config.json + weights
@@ -23,16 +23,24 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
 FALLBACK_MODEL = "starter"
 
-# name -> "module:function"; imported only when used, so `clifs list` never imports torch models.
-_BACKENDS: dict[str, str] = {
-    "starter": "clifs.engine.models.starter:load",
-    "shapes-vit-tiny": "clifs.engine.models.testmodel:load",
+
+@dataclass(frozen=True)
+class Backend:
+    #: "package.module:factory", factory(device) -> Encoder; imported only when used, so `clifs list` never imports torch.
+    loader: str
+    #: One line for a person.
+    description: str
+
+
+_BACKENDS: dict[str, Backend] = {
+    "starter": Backend("clifs.engine.models.starter:load", "the offline ConSE starter model (not CLIP)"),
+    "shapes-vit-tiny": Backend("clifs.engine.models.testmodel:load", "the trained shapes-world test model in assets/"),
 }
 
 
-def register(name: str, target: str) -> None:
+def register(name: str, target: str, description: str = "") -> None:
     """Register a backend by name: ``target`` is "package.module:factory", factory(device) -> Encoder."""
-    _BACKENDS[name] = target
+    _BACKENDS[name] = Backend(target, description)
 
 
 def backend_names() -> list[str]:
@@ -47,7 +55,7 @@ def _factory(target: str) -> Callable[..., Encoder]:
 def load_encoder(spec: str, device: str = "auto") -> Encoder:
     """Build the encoder for ``spec``; raises ModelUnavailable with a readable reason."""
     if spec in _BACKENDS:
-        return _factory(_BACKENDS[spec])(device=device)
+        return _factory(_BACKENDS[spec].loader)(device=device)
     from clifs.engine.models import openclip
 
     return openclip.load(spec, device=device)

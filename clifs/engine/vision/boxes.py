@@ -23,7 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from clifs.engine.models.base import Encoder, normalise
+from clifs.engine.models.base import Encoder
+from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.vision.dense import DenseOptions, Segmentation, segment
 from clifs.engine.vision.labels import embed_labels, probabilities
 from clifs.engine.vision.vocabulary import background_labels, contrast_labels
@@ -126,7 +127,7 @@ def score_boxes(
     fill = tuple(int(c) for c in np.asarray(image).reshape(-1, 3).mean(0))
     crops = [_crop(image, box, c, fill) for box in boxes for c in options.contexts]
     emb = encoder.encode_pil(crops).reshape(len(boxes), len(options.contexts), -1)
-    emb = normalise(emb.mean(axis=1))
+    emb = l2_normalise(emb.mean(axis=1))
     return probabilities(emb, texts, encoder.logit_scale)[:, : len(labels)]
 
 

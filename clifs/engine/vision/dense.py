@@ -1,25 +1,19 @@
 """Language-driven masks without training: per-pixel CLIP features dotted with label embeddings.
 
 LSeg's idea (pixel features · text embeddings, H·W·C × C·N → H·W·N) needs pixel
-features in CLIP's joint space. A plain CLIP ViT's last-block patch tokens are
-poor at that ("vanilla", kept as the baseline): the residual stream and the
-attention to global tokens wash out locality. ClearCLIP (Lan et al. 2024) and
-NACLIP (Hajimiri et al. 2025) fix it without training by changing only the last
-block: q, k, v from ``ln_1(x)``; attention softmax(q·qᵀ/√d) (ClearCLIP) or
-softmax(k·kᵀ/√d + a Gaussian neighbourhood bias) (NACLIP); ``out_proj``; no
-residual, no MLP; then ``ln_post`` and ``proj`` on every patch token.
+features in CLIP's joint space. The model provides them (``Encoder.dense()``): a ViT's
+patch tokens with its last block changed as ClearCLIP and NACLIP do
+(clifs.engine.models.openclip_dense), or a coarse map of the whole image (the starter
+model's class-activation features), which takes a coarse path with the same output.
 
-Around that: the positional embedding is interpolated for sizes the model was not
-trained at (open_clip does not), large images go through sliding windows at the
-native size, queries compete with a background vocabulary, and PAMR can snap the
-patch-level masks to colour edges. Encoders that expose ``dense_features`` (the
-starter model's class-activation features) take a coarse path with the same output.
+Around that: large images go through sliding windows at the model's native size,
+queries compete with a background vocabulary, and PAMR can snap the patch-level masks
+to colour edges.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clifs.engine.models.base import Encoder
+from clifs.engine.models.base import Encoder, FeatureMap, PatchFeatures
 from clifs.engine.vision import METHODS
 from clifs.engine.vision.labels import embed_labels
 from clifs.engine.vision.pamr import pamr
@@ -92,16 +86,16 @@ class Segmentation:
 
 
 def supports_masks(encoder: Encoder) -> bool:
-    return _open_clip_vit(encoder) is not None or hasattr(encoder, "dense_features")
+    return encoder.dense() is not None
 
 
 def patch_features(encoder: Encoder, pixels: torch.Tensor, method: str = "naclip", sigma: float = 5.0) -> torch.Tensor:
     """Normalised pixels (B, 3, H, W) -> (B, H/p, W/p, dim) L2-normalised patch features in the text space."""
-    visual = _open_clip_vit(encoder)
-    if visual is None:
+    features = encoder.dense()
+    if not isinstance(features, PatchFeatures):
         raise _unsupported(encoder)
     with torch.inference_mode():
-        return _DenseViT.of(visual).patch_features(pixels, method, sigma)
+        return features.patch_features(pixels, method, sigma)
 
 
 def similarity_maps(
@@ -114,16 +108,55 @@ def similarity_maps(
     """
     texts = torch.from_numpy(np.asarray(text_embeddings, dtype=np.float32))
     image = image.convert("RGB")
-    visual = _open_clip_vit(encoder)
-    if visual is not None:
-        return _DenseViT.of(visual).similarity(image, texts, options)
-    if hasattr(encoder, "dense_features"):
-        feats = torch.from_numpy(np.asarray(encoder.dense_features(image), dtype=np.float32))
-        cos = torch.einsum("hwc,nc->nhw", F.normalize(feats, dim=-1), texts)
-        scale = min(1.0, _COARSE_WORKING_SIDE / min(image.size))
-        small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
-        return cos, _to_unit_tensor(small)
+    features = encoder.dense()
+    if isinstance(features, PatchFeatures):
+        return _windowed_similarity(features, image, texts, options)
+    if isinstance(features, FeatureMap):
+        return _coarse_similarity(features, image, texts)
     raise _unsupported(encoder)
+
+
+@torch.inference_mode()
+def _windowed_similarity(
+    features: PatchFeatures, image: Image.Image, texts: torch.Tensor, options: DenseOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Patch features of overlapping windows, their cosines averaged where windows overlap."""
+    p = features.patch
+    short = options.short_side or round(1.5 * features.native)
+    scale = short / min(image.size)
+    w, h = (max(p, round(side * scale / p) * p) for side in image.size)
+    resized = image.resize((w, h), Image.BICUBIC)
+    unit = _to_unit_tensor(resized)
+    x = features.normalise_pixels(unit)
+    win = options.window if options.window is not None else features.native
+    win = win if win == 0 else max(p, win // p * p)
+    win_h, win_w = (h, w) if win == 0 else (min(win, h), min(win, w))
+    stride = max(p, round((options.stride or max(win_h, win_w) / 2) / p) * p)
+    ys, xs = _starts(h, win_h, stride, p), _starts(w, win_w, stride, p)
+    texts = texts.to(features.device)
+    total = torch.zeros(len(texts), h // p, w // p)
+    count = torch.zeros(1, h // p, w // p)
+    boxes = [(y, x0) for y in ys for x0 in xs]
+    for i in range(0, len(boxes), 8):  # a few windows per batch: faster than one by one, bounded memory
+        chunk = boxes[i : i + 8]
+        batch = torch.stack([x[:, y : y + win_h, x0 : x0 + win_w] for y, x0 in chunk]).to(features.device)
+        feats = features.patch_features(batch, options.method, options.sigma)
+        cos = torch.einsum("bhwc,nc->bnhw", feats, texts).float().cpu()
+        for (y, x0), c in zip(chunk, cos, strict=True):
+            total[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += c
+            count[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += 1
+    return total / count, unit
+
+
+def _coarse_similarity(
+    features: FeatureMap, image: Image.Image, texts: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One feature map of the whole image; the working image is at most _COARSE_WORKING_SIDE on its short side."""
+    feats = torch.from_numpy(np.asarray(features.dense_features(image), dtype=np.float32))
+    cos = torch.einsum("hwc,nc->nhw", F.normalize(feats, dim=-1), texts)
+    scale = min(1.0, _COARSE_WORKING_SIDE / min(image.size))
+    small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
+    return cos, _to_unit_tensor(small)
 
 
 def _unsupported(encoder: Encoder) -> UnsupportedModel:
@@ -177,8 +210,8 @@ def _refine(maps: torch.Tensor, unit_image: torch.Tensor, encoder: Encoder) -> t
     probabilities (PAMR's own use) rather than every text's logits lets the background
     terms travel as two maps (their sum and their maximum) instead of one per term.
     """
-    visual = _open_clip_vit(encoder)
-    patch = visual.patch_size[0] if visual is not None else max(1, unit_image.shape[-1] // maps.shape[-1])
+    features = encoder.dense()
+    patch = features.patch if isinstance(features, PatchFeatures) else max(1, unit_image.shape[-1] // maps.shape[-1])
     maps = F.interpolate(maps[None], size=unit_image.shape[-2:], mode="bilinear", align_corners=False)
     return pamr(unit_image[None], maps, dilations=(max(1, patch // 2), patch))[0]
 
@@ -191,143 +224,6 @@ def _output_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
 
 def _to_unit_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-
-
-def _open_clip_vit(encoder: Encoder):
-    """The encoder's open_clip VisionTransformer if the dense recipe applies to it, else None."""
-    from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
-
-    visual = getattr(getattr(encoder, "model", None), "visual", None)
-    if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None or visual.proj is None:
-        return None
-    last = visual.transformer.resblocks[-1]
-    if not isinstance(last, ResidualAttentionBlock) or hasattr(last, "ln_1_kv"):
-        return None  # qk-norm / scaled-cosine blocks and cross-attention use other attention modules
-    return visual
-
-
-class _DenseViT:
-    """Patch features of one open_clip VisionTransformer, with its per-size caches."""
-
-    _instances: weakref.WeakKeyDictionary[torch.nn.Module, _DenseViT] = weakref.WeakKeyDictionary()
-
-    def __init__(self, visual) -> None:
-        import open_clip
-
-        self.visual = weakref.proxy(visual)  # the cache must not keep a dropped model alive
-        self.patch = visual.patch_size[0]
-        self.native = visual.image_size[0]
-        cfg = open_clip.get_model_preprocess_cfg(visual)
-        mean = cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)
-        std = cfg.get("std", open_clip.OPENAI_DATASET_STD)
-        self.mean = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
-        self.device = next(visual.parameters()).device
-        self._pos: dict[tuple[int, int], torch.Tensor] = {}
-        self._bias: dict[tuple[int, int, float], torch.Tensor] = {}
-
-    @classmethod
-    def of(cls, visual) -> _DenseViT:
-        if visual not in cls._instances:
-            cls._instances[visual] = cls(visual)
-        return cls._instances[visual]
-
-    @torch.inference_mode()
-    def similarity(
-        self, image: Image.Image, texts: torch.Tensor, options: DenseOptions
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        p = self.patch
-        short = options.short_side or round(1.5 * self.native)
-        scale = short / min(image.size)
-        w, h = (max(p, round(side * scale / p) * p) for side in image.size)
-        resized = image.resize((w, h), Image.BICUBIC)
-        unit = _to_unit_tensor(resized)
-        x = (unit - self.mean) / self.std
-        win = options.window if options.window is not None else self.native
-        win = win if win == 0 else max(p, win // p * p)
-        win_h, win_w = (h, w) if win == 0 else (min(win, h), min(win, w))
-        stride = max(p, round((options.stride or max(win_h, win_w) / 2) / p) * p)
-        ys, xs = _starts(h, win_h, stride, p), _starts(w, win_w, stride, p)
-        texts = texts.to(self.device)
-        total = torch.zeros(len(texts), h // p, w // p)
-        count = torch.zeros(1, h // p, w // p)
-        boxes = [(y, x0) for y in ys for x0 in xs]
-        for i in range(0, len(boxes), 8):  # a few windows per batch: faster than one by one, bounded memory
-            chunk = boxes[i : i + 8]
-            batch = torch.stack([x[:, y : y + win_h, x0 : x0 + win_w] for y, x0 in chunk]).to(self.device)
-            feats = self.patch_features(batch, options.method, options.sigma)
-            cos = torch.einsum("bhwc,nc->bnhw", feats, texts).float().cpu()
-            for (y, x0), c in zip(chunk, cos, strict=True):
-                total[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += c
-                count[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += 1
-        return total / count, unit
-
-    def patch_features(self, x: torch.Tensor, method: str, sigma: float = 5.0) -> torch.Tensor:
-        """(B, 3, H, W) normalised pixels -> (B, H/p, W/p, dim) L2-normalised features in the text space."""
-        v = self.visual
-        tokens = v.conv1(x)
-        b, _, gh, gw = tokens.shape
-        tokens = tokens.flatten(2).transpose(1, 2)
-        cls = v.class_embedding.view(1, 1, -1).expand(b, -1, -1).to(tokens.dtype)
-        tokens = torch.cat([cls, tokens], dim=1) + self._positional(gh, gw).to(tokens.dtype)
-        tokens = v.ln_pre(tokens)
-        blocks = v.transformer.resblocks
-        batch_first = getattr(v.transformer, "batch_first", True)
-        tokens = tokens if batch_first else tokens.transpose(0, 1)
-        for block in blocks[:-1]:
-            tokens = block(tokens)
-        if method == "vanilla":
-            tokens = blocks[-1](tokens)
-            tokens = tokens if batch_first else tokens.transpose(0, 1)
-        else:
-            tokens = tokens if batch_first else tokens.transpose(0, 1)
-            tokens = self._last_block(tokens, method, gh, gw, sigma)
-        out = v.ln_post(tokens[:, 1:]) @ v.proj
-        return F.normalize(out.float(), dim=-1).view(b, gh, gw, -1)
-
-    def _last_block(self, x: torch.Tensor, method: str, gh: int, gw: int, sigma: float) -> torch.Tensor:
-        """The modified last block on (B, L, D) tokens: self-similarity attention, no residual, no MLP."""
-        block = self.visual.transformer.resblocks[-1]
-        attn = block.attn
-        b, n, d = x.shape
-        heads = attn.num_heads
-        q, k, v = F.linear(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-        q, k, v = (t.reshape(b, n, heads, d // heads).transpose(1, 2) for t in (q, k, v))
-        if method == "clearclip":
-            out = F.scaled_dot_product_attention(q, q, v)
-        elif method == "naclip":
-            out = F.scaled_dot_product_attention(k, k, v, attn_mask=self._gaussian_bias(gh, gw, sigma).to(x.dtype))
-        else:
-            raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-        out = attn.out_proj(out.transpose(1, 2).reshape(b, n, d))
-        return block.ls_1(out)
-
-    def _positional(self, gh: int, gw: int) -> torch.Tensor:
-        """The positional embedding for a gh × gw grid, bicubically interpolated from the trained grid."""
-        if (gh, gw) not in self._pos:
-            pos = self.visual.positional_embedding
-            n0 = pos.shape[0] - 1
-            g0h, g0w = self.visual.grid_size
-            if (gh, gw) == (g0h, g0w) or n0 != g0h * g0w:
-                self._pos[(gh, gw)] = pos
-            else:
-                grid = pos[1:].reshape(1, g0h, g0w, -1).permute(0, 3, 1, 2).float()
-                grid = F.interpolate(grid, size=(gh, gw), mode="bicubic", align_corners=False)
-                grid = grid.permute(0, 2, 3, 1).reshape(gh * gw, -1).to(pos.dtype)
-                self._pos[(gh, gw)] = torch.cat([pos[:1], grid])
-        return self._pos[(gh, gw)]
-
-    def _gaussian_bias(self, gh: int, gw: int, sigma: float) -> torch.Tensor:
-        """NACLIP's additive attention bias exp(-dist²/2σ²) between patches; 0 to and from the class token."""
-        key = (gh, gw, sigma)
-        if key not in self._bias:
-            yy, xx = torch.meshgrid(torch.arange(gh), torch.arange(gw), indexing="ij")
-            pts = torch.stack([yy.flatten(), xx.flatten()], dim=1).float()
-            gauss = torch.exp(-torch.cdist(pts, pts).pow(2) / (2 * sigma**2))
-            bias = torch.zeros(gh * gw + 1, gh * gw + 1)
-            bias[1:, 1:] = gauss
-            self._bias[key] = bias.to(self.device)
-        return self._bias[key]
 
 
 def _starts(length: int, window: int, stride: int, patch: int) -> list[int]:

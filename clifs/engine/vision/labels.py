@@ -18,7 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from clifs.engine.models.base import Encoder, normalise
+from clifs.engine.models.base import Encoder
+from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.vision import TEMPLATE_SETS
 
 _TEXT_BATCH = 256
@@ -93,7 +94,7 @@ def label_embedding(
     if not labels:
         raise ValueError("no labels to choose from")
     probs = probabilities(
-        normalise(embedding), embed_labels(encoder, labels, template_set, cache_dir), encoder.logit_scale
+        l2_normalise(embedding), embed_labels(encoder, labels, template_set, cache_dir), encoder.logit_scale
     )[0]
     order = np.argsort(-probs, kind="stable")[: top or len(labels)]
     return [LabelScore(labels[i], float(probs[i])) for i in order]
@@ -104,7 +105,7 @@ def _encode(encoder: Encoder, labels: list[str], template_set: str) -> np.ndarra
     texts = [t(label) for label in labels for t in temps]
     parts = [encoder.encode_texts(texts[i : i + _TEXT_BATCH]) for i in range(0, len(texts), _TEXT_BATCH)]
     per_template = np.concatenate(parts).reshape(len(labels), len(temps), -1)
-    return normalise(per_template.mean(axis=1))
+    return l2_normalise(per_template.mean(axis=1))
 
 
 def _disk_path(cache_dir: Path, encoder: Encoder, template_set: str) -> Path:

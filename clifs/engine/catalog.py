@@ -9,6 +9,9 @@ patched from ``Embedding.generation`` and ``Tombstone`` rows when it is behind.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -30,12 +34,35 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DatabaseError, OperationalError, StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 from clifs.engine.errors import CatalogError
 from clifs.engine.paths import folder_prefix, is_under
 
-SCHEMA_VERSION = 1
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 2
+#: SQLite's words for a file that is not (or no longer) a database it can read.
+_DAMAGE = ("malformed", "not a database", "file is encrypted", "unable to open database file", "disk i/o error")
+
+
+class FsPath(TypeDecorator):
+    """A file-system path stored as the OS's own bytes (``os.fsencode``), so every name the OS gives
+    round-trips, names that are not valid UTF-8 (old zip archives, Samba shares) included. Byte order
+    is UTF-8 text order, so sorting and prefix ranges behave as they did for text."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
+        return None if value is None else os.fsencode(value)
+
+    def process_result_value(self, value: bytes | str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 class Base(DeclarativeBase):
@@ -56,7 +83,7 @@ class Meta(Base):
 class Folder(Base):
     __tablename__ = "folders"
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     paused: Mapped[bool] = mapped_column(default=False)
     added_at: Mapped[float] = mapped_column(Float, default=time.time)
 
@@ -64,7 +91,7 @@ class Folder(Base):
 class File(Base):
     __tablename__ = "files"
     id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(String, unique=True)
+    path: Mapped[str] = mapped_column(FsPath, unique=True)
     size: Mapped[int] = mapped_column(Integer)
     mtime: Mapped[float] = mapped_column(Float)
     content_hash: Mapped[str | None] = mapped_column(String, index=True)
@@ -104,7 +131,10 @@ class Tombstone(Base):
 
 
 # Migrations: MIGRATIONS[v] upgrades a catalog at version v to v + 1.
-MIGRATIONS: dict[int, Iterable[str]] = {}
+MIGRATIONS: dict[int, Iterable[str]] = {
+    # Paths become the OS's bytes (FsPath); a column's declared type does not bind what SQLite stores.
+    1: ["UPDATE files SET path = CAST(path AS BLOB)", "UPDATE folders SET path = CAST(path AS BLOB)"],
+}
 
 
 @dataclass
@@ -161,6 +191,16 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _under(column, folder: str):
+    """``column`` holds a path inside ``folder``: a range on the bytes, which the unique index serves."""
+    prefix = folder_prefix(folder)
+    return (column >= prefix) & (column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
+
+
+def _is_damage(exc: DatabaseError) -> bool:
+    return any(word in str(exc.orig).lower() for word in _DAMAGE)
+
+
 def vector_to_blob(v: np.ndarray) -> bytes:
     return np.asarray(v, dtype=np.float16).tobytes()
 
@@ -170,12 +210,53 @@ def blob_to_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
 
 
 class Catalog:
+    """The one owner of the catalog's tables: every query the indexer, the GUI and the CLI need."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
-        event.listen(self.engine, "connect", _set_sqlite_pragmas)
-        self._migrate()
+        self._prepare_home()
+        #: True when the home cannot be written (a read-only mount): reading commands still work.
+        self.read_only = not os.access(self.path.parent, os.W_OK)
+        if self.read_only:
+            if not self.path.is_file():
+                raise CatalogError(f"the clifs home {self.path.parent} is read-only and holds no catalog yet")
+            self.engine = create_engine("sqlite://", creator=self._connect_read_only)
+        else:
+            self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
+            event.listen(self.engine, "connect", _set_sqlite_pragmas)
+        with self._readable():
+            self._migrate()
+
+    def _prepare_home(self) -> None:
+        home = self.path.parent
+        if home.exists() and not home.is_dir():
+            raise CatalogError(f"the clifs home {home} is a file, not a folder: set CLIFS_HOME to a folder")
+        if self.path.is_dir():
+            raise CatalogError(f"the catalog {self.path} is a folder, not a database: move it aside")
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CatalogError(f"cannot create the clifs home {home}: {exc.strerror or exc}") from None
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """Without a ``-shm`` file SQLite cannot share a WAL on a read-only disk: read the main file
+        as immutable then (a clean exit checkpoints everything into it)."""
+        uri = self.path.resolve().as_uri()
+        shm = self.path.with_name(self.path.name + "-shm")
+        return sqlite3.connect(f"{uri}?mode=ro" if shm.exists() else f"{uri}?immutable=1", uri=True, timeout=30)
+
+    @contextlib.contextmanager
+    def _readable(self) -> Iterator[None]:
+        """SQLite's "malformed" / "not a database" become one readable CatalogError."""
+        try:
+            yield
+        except DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            raise CatalogError(
+                f"the catalog {self.path} is damaged ({str(exc.orig).strip()}): move it aside "
+                f"(mv {self.path} {self.path}.damaged) and run `clifs index` on your folders again"
+            ) from None
 
     # -- schema ---------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -194,6 +275,11 @@ class Catalog:
                     f"The catalog {self.path} has schema version {version}, newer than this clifs "
                     f"understands ({SCHEMA_VERSION}). Upgrade clifs."
                 )
+            if version < SCHEMA_VERSION and self.read_only:
+                raise CatalogError(
+                    f"the catalog {self.path} needs an upgrade (schema {version} -> {SCHEMA_VERSION}) "
+                    "but its home is read-only: open it once where it can be written"
+                )
             for v in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[v]:
                     conn.execute(text(statement))
@@ -202,13 +288,15 @@ class Catalog:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A read session."""
-        with Session(self.engine) as s:
+        with self._readable(), Session(self.engine) as s:
             yield s
 
     @contextlib.contextmanager
     def write(self) -> Iterator[tuple[Session, int]]:
         """One write transaction; yields (session, the generation this transaction creates)."""
-        with Session(self.engine) as s, s.begin():
+        if self.read_only:
+            raise CatalogError(f"the clifs home {self.path.parent} is read-only: searching works, indexing does not")
+        with self._readable(), Session(self.engine) as s, s.begin():
             # Write first, read second: the transaction takes the write lock at once, so two
             # writers queue on busy_timeout instead of failing to upgrade a read snapshot.
             s.execute(text("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"))
@@ -248,9 +336,8 @@ class Catalog:
 
     # -- files ----------------------------------------------------------------------------------
     def paths_under(self, folder: str) -> list[str]:
-        prefix = folder_prefix(folder)
         with self.session() as s:
-            return list(s.scalars(select(File.path).where(func.substr(File.path, 1, len(prefix)) == prefix)))
+            return list(s.scalars(select(File.path).where(_under(File.path, folder))))
 
     def file_states(self, paths: list[str]) -> dict[str, FileState]:
         """The catalog rows of these paths (those it has), by path."""
@@ -266,11 +353,10 @@ class Catalog:
         return out
 
     def file_states_under(self, folder: str) -> dict[str, FileState]:
-        prefix = folder_prefix(folder)
         with self.session() as s:
             rows = s.execute(
                 select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
-                    func.substr(File.path, 1, len(prefix)) == prefix
+                    _under(File.path, folder)
                 )
             )
             return {r.path: FileState(r.id, r.path, r.size, r.mtime, r.content_hash, r.status) for r in rows}
@@ -278,8 +364,23 @@ class Catalog:
     def commit_indexed(self, files: list[IndexedFile], model_id: str) -> list[list[int]]:
         """Insert (or replace) files with their items and embeddings in ONE transaction.
 
-        Returns the new item ids per file, in order.
+        Returns the new item ids per file, in order. When the batch cannot be stored for a reason
+        of one file's own (not a full disk, not a lock), the files are committed one by one and the
+        one that fails is recorded as failed with the reason, so it never takes its batch down.
         """
+        try:
+            return self._commit_files(files, model_id)
+        except (OperationalError, CatalogError):
+            raise  # the disk, a lock or the home: nothing one file did
+        except (StatementError, ValueError, UnicodeError) as exc:
+            if len(files) == 1:
+                f = files[0]
+                log.warning("cannot store %r in the catalog: %s", f.path, exc)
+                self.record_failure(f.path, f.kind, f.size, f.mtime, f"could not be stored in the catalog: {exc}")
+                return [[]]
+            return [ids for f in files for ids in self.commit_indexed([f], model_id)]
+
+    def _commit_files(self, files: list[IndexedFile], model_id: str) -> list[list[int]]:
         new_ids: list[list[int]] = []
         with self.write() as (s, gen):
             self._delete_paths(s, [f.path for f in files], gen)
@@ -480,8 +581,7 @@ class Catalog:
         """Ids of items that pass the search filters, for a FAISS id selector."""
         q = select(Item.id).join(File, File.id == Item.file_id)
         if folder:
-            prefix = folder_prefix(folder)
-            q = q.where(func.substr(File.path, 1, len(prefix)) == prefix)
+            q = q.where(_under(File.path, folder))
         if kind:
             q = q.where(File.kind == kind)
         if modified_after is not None:
@@ -491,5 +591,17 @@ class Catalog:
         with self.session() as s:
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the main file (without waiting for readers), so the main file
+        alone has every commit: a deleted ``-wal`` or a copied catalog then loses nothing."""
+        if self.read_only:
+            return
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except OperationalError as exc:  # busy or a full disk: the WAL still holds it all
+            log.info("WAL checkpoint of %s skipped: %s", self.path, exc)
+
     def close(self) -> None:
+        self.checkpoint()
         self.engine.dispose()

@@ -85,5 +85,10 @@ class Settings:
                 setattr(settings, key, value)
         if os.environ.get("CLIFS_MODEL"):
             settings.model = os.environ["CLIFS_MODEL"]
-        settings.home.mkdir(parents=True, exist_ok=True)
+        if settings.home.exists() and not settings.home.is_dir():
+            raise ConfigError(f"the clifs home {settings.home} is a file, not a folder: set CLIFS_HOME to a folder")
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the clifs home {settings.home}: {exc.strerror or exc}") from None
         return settings

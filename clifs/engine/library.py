@@ -37,6 +37,8 @@ class Library:
         self.settings = settings
         self.catalog = Catalog(settings.catalog_path)
         self.fallback_reason: str | None = None
+        #: Things a person should be told about this library (e.g. the catalog lost commits), one line each.
+        self.warnings: list[str] = []
         self._encoder = encoder
         self._text_only: TextEncoder | None = None
         self._vectors: VectorIndex | None = None
@@ -62,7 +64,8 @@ class Library:
             if self._vectors is not None and self._vectors.model_id != self._encoder.model_id:
                 self._vectors = self._searcher = None  # the saved text tower was of another model
             self._text_only = None  # the whole model encodes texts from now on
-            text_towers.store(self.settings.cache_dir, self.settings.model, self._encoder, self.fallback_reason)
+            if not self.catalog.read_only:
+                text_towers.store(self.settings.cache_dir, self.settings.model, self._encoder, self.fallback_reason)
         return self._encoder
 
     @property
@@ -86,9 +89,11 @@ class Library:
             vectors = VectorIndex(self.settings.vectors_dir, self.model.model_id, self.model.dim)
             outcome = vectors.sync(self.catalog)
             log.info("vector index %s (%d vectors)", outcome, len(vectors))
-            if outcome != "loaded":
-                vectors.save()
+            if vectors.ahead_of_catalog:
+                self.warnings.append(vectors.ahead_of_catalog)
             self._vectors = vectors
+            if outcome != "loaded":
+                self._save_vectors()
         return self._vectors
 
     @property
@@ -139,8 +144,19 @@ class Library:
     def flush(self, every_seconds: float = 0.0) -> None:
         """Save the vector index (at most once per ``every_seconds``)."""
         if self._vectors is not None and time.monotonic() - self._last_save >= every_seconds:
-            self._vectors.save()
+            self._save_vectors()
             self._last_save = time.monotonic()
+            self.catalog.checkpoint()
+
+    def _save_vectors(self) -> None:
+        """The vector file is a cache: when it cannot be written (a full or read-only disk) the next
+        start patches or rebuilds it from the catalog, so this costs speed, never a result."""
+        if self.catalog.read_only:
+            return
+        try:
+            self.vectors.save()
+        except OSError as exc:
+            log.warning("could not save the vector index %s: %s", self.vectors.path, exc.strerror or exc)
 
     def close(self) -> None:
         self.flush()

@@ -19,6 +19,7 @@ import math
 import os
 import re
 import struct
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -37,7 +38,8 @@ ANN_THRESHOLD = 200_000
 REFINE_CANDIDATES = 64
 _MAGIC = b"CLIFSVEC1"
 #: Bump when the kind of index built changes: files of another format are rebuilt.
-FORMAT = 2
+#: 3: the header carries a CRC-32 of the index bytes, so a flipped bit means a rebuild, not wrong ranks.
+FORMAT = 3
 
 
 def _file_name(model_id: str) -> str:
@@ -81,6 +83,8 @@ class VectorIndex:
         self.dim = dim
         self.index: faiss.Index = _new_flat(dim)
         self.generation = 0
+        #: Set by ``sync`` when the saved file had seen more catalog commits than the catalog now holds.
+        self.ahead_of_catalog: str | None = None
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -92,8 +96,17 @@ class VectorIndex:
     # -- keeping it in step with the catalog ---------------------------------------------------
     def sync(self, catalog: Catalog) -> str:
         """Load from disk and bring up to the catalog's generation. Returns what it did."""
-        if self._load() and self.generation <= catalog.generation():
+        loaded = self._load()
+        current = catalog.generation()
+        if loaded and self.generation <= current:
             return "patched" if self.catch_up(catalog) else "loaded"
+        if loaded:
+            self.ahead_of_catalog = (
+                f"the catalog {catalog.path} is behind its vector file ({len(self)} vectors after "
+                f"{self.generation} commits; the catalog holds {current}): commits were lost (a deleted -wal "
+                "file, a truncated or restored catalog). Run `clifs index` on your folders to index what is missing."
+            )
+            log.warning(self.ahead_of_catalog)
         self.rebuild(catalog)
         return "rebuilt"
 
@@ -186,9 +199,15 @@ class VectorIndex:
     def save(self) -> None:
         """Write header + index to a temp file, fsync, rename: a reader sees the old or the new file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        header = {"model_id": self.model_id, "dim": self.dim, "generation": self.generation, "format": FORMAT}
-        header = json.dumps(header).encode()
         body = faiss.serialize_index(self.index)
+        header = {
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "generation": self.generation,
+            "format": FORMAT,
+            "crc32": zlib.crc32(body),
+        }
+        header = json.dumps(header).encode()
         # A temp name of its own: a searching process may save its patched copy while the indexer saves.
         remove_leftovers(self.path)
         tmp = temp_path(self.path)
@@ -215,7 +234,10 @@ class VectorIndex:
             if header.get("format", 1) != FORMAT:
                 log.info("vector index %s is of an older format; rebuilding from the catalog", self.path)
                 return False
-            self.index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8, offset=start + hlen))
+            body = np.frombuffer(data, dtype=np.uint8, offset=start + hlen)
+            if zlib.crc32(body) != header.get("crc32"):
+                raise ValueError("its checksum does not match: the file is damaged")
+            self.index = faiss.deserialize_index(body)
             self.generation = int(header["generation"])
             return True
         except Exception as exc:  # any damage means: rebuild from the catalog

@@ -143,7 +143,7 @@ def store(cache_dir: Path, spec: str | None, encoder: Encoder, fallback_reason: 
     }
     try:
         _write_atomically(folder, export.tensors, meta)
-    except OSError as exc:  # a full or read-only disk costs speed later, never the load itself
+    except Exception as exc:  # a full or read-only disk (OSError, SafetensorError) costs speed later, never the load
         log.warning("could not save the text tower of %s in %s: %s", encoder.display_name, folder, exc)
         return False
     return True

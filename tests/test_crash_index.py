@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +35,7 @@ def _kill_when(home: Path, photos: Path, at_least: int) -> None:
     while _indexed_count(home / "catalog.sqlite3") < at_least and proc.poll() is None:
         assert time.monotonic() < deadline, "indexer made no progress"
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGKILL)
+    proc.kill()  # SIGKILL; a no-op when the run already finished (poll() reaped it)
     proc.wait()
 
 

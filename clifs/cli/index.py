@@ -6,15 +6,23 @@ import argparse
 import os
 import sys
 
-from clifs.cli.common import add_json_option, add_model_option, hold_indexer_lock, open_library, print_json
+from clifs.cli.common import (
+    add_json_option,
+    add_model_option,
+    hold_indexer_lock,
+    number,
+    open_library,
+    print_json,
+    printable,
+)
 from clifs.cli.main import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="index folders once (new, changed, moved and deleted files)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders to index")
-    p.add_argument("--batch-size", type=int, help="images per model batch")
-    p.add_argument("--workers", type=int, help="decode threads")
+    p.add_argument("--batch-size", type=number(1, integer=True), help="images per model batch")
+    p.add_argument("--workers", type=number(1, integer=True), help="decode threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_option(p)
     add_json_option(p)
@@ -71,5 +79,5 @@ def run(args: argparse.Namespace) -> int:
         f"[{library.encoder.display_name}; {library.encoder.images_encoded} images encoded]"
     )
     for path, error in report.failed:
-        print(f"  failed: {path}: {error}")
+        print(f"  failed: {printable(path)}: {printable(error)}")
     return 0

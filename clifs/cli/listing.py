@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clifs.cli.common import add_json_option, add_model_option, print_json
+from clifs.cli.common import add_json_option, add_model_option, note, print_json, printable
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,11 +26,17 @@ def run(args: argparse.Namespace) -> int:
         if f.status == "failed":
             entry["error"] = f.error
         rows.append(entry)
+    counts = catalog.counts() if not rows else None
     catalog.close()
+    if counts is not None:
+        if counts["files"] + counts["failed"] == 0:
+            note("nothing indexed yet: run `clifs index FOLDER`")
+        elif args.failed:
+            note(f"no failed files ({counts['files']} indexed)")
     if args.json:
         print_json(rows)
         return 0
     for r in rows:
-        detail = f"failed: {r['error']}" if r["status"] == "failed" else f"{r['items']} item(s)"
-        print(f"{r['kind']:5}  {r['path']}  ({detail})")
+        detail = f"failed: {printable(r['error'])}" if r["status"] == "failed" else f"{r['items']} item(s)"
+        print(f"{r['kind']:5}  {printable(r['path'])}  ({detail})")
     return 0

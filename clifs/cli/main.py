@@ -7,7 +7,7 @@ import importlib
 import logging
 import sys
 
-from clifs.engine.errors import ModelUnavailable, UsageError
+from clifs.engine.errors import CatalogError, ModelUnavailable, UsageError
 
 __all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]
 
@@ -43,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger().handlers[0].addFilter(lambda r: "initialized randomly" not in r.getMessage())
     try:
         return int(args.func(args) or 0)
-    except (ModelUnavailable, ConfigError, UsageError) as exc:
-        print(f"clifs: error: {exc}", file=sys.stderr)
+    except (ModelUnavailable, ConfigError, CatalogError, UsageError) as exc:
+        from clifs.cli.common import printable
+
+        print(f"clifs: error: {printable(exc)}", file=sys.stderr)  # one line, whatever a path in it holds
         return 2
     except KeyboardInterrupt:
         print("clifs: interrupted", file=sys.stderr)

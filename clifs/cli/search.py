@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-from clifs.cli.common import add_json_option, add_model_option, open_library, print_json
+from clifs.cli.common import (
+    add_json_option,
+    add_model_option,
+    note,
+    number,
+    open_library,
+    print_json,
+    printable,
+    require_file,
+)
 from clifs.cli.main import UsageError
+
+COSINE = "cosine scores lie in [-1, 1]"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="search by text, by image, or both")
     p.add_argument("text", nargs="?", help='what to look for, e.g. "a dog on a beach"')
     p.add_argument("--image", metavar="PATH", help="an image to search by (combined with TEXT when both are given)")
-    p.add_argument("--image-weight", type=float, default=0.5, help="share of the image when combined (0-1)")
+    p.add_argument(
+        "--image-weight",
+        type=number(0.0, 1.0, meaning="the image's share of the query"),
+        default=0.5,
+        help="share of the image when combined (0-1)",
+    )
     p.add_argument("--not", dest="negative", metavar="TEXT", help="push results away from this text")
-    p.add_argument("--top", type=int, default=10, help="number of results (default 10)")
+    p.add_argument("--top", type=number(1, integer=True), default=10, help="number of results (default 10)")
     p.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
     p.add_argument("--kind", choices=["image", "video"], help="only images or only videos")
-    p.add_argument("--min-score", type=float, help="drop hits whose cosine is below this")
-    p.add_argument("--relative", type=float, metavar="MARGIN", help="drop hits more than MARGIN below the best")
+    p.add_argument(
+        "--min-score", type=number(-1.0, 1.0, meaning=COSINE), help="drop hits whose cosine is below this (-1 to 1)"
+    )
+    p.add_argument(
+        "--relative",
+        type=number(0.0, meaning="a margin below the best score is 0 or more"),
+        metavar="MARGIN",
+        help="drop hits more than MARGIN below the best (0 or more)",
+    )
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -32,40 +54,54 @@ def format_timestamp(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.text is not None and not args.text.strip():
+        if not args.image:
+            raise UsageError("the TEXT query is blank; give some words, --image PATH, or both")
+        args.text = None  # blank text next to an image: an image search
     if not args.text and not args.image:
         raise UsageError("give a TEXT query, --image PATH, or both")
-    if args.image and not os.path.exists(args.image):
-        raise UsageError(f"query image not found: {args.image}")
-    if args.top < 1:
-        raise UsageError("--top must be at least 1")
-    if not 0.0 <= args.image_weight <= 1.0:
-        raise UsageError("--image-weight must be between 0 and 1")
+    if args.negative is not None and not args.negative.strip():
+        raise UsageError("--not needs some text to push the results away from")
+    if args.image:
+        require_file(args.image, "query image")
     from clifs.engine.media import MediaError
 
     library = open_library(args)
     try:
-        hits = library.search(
-            text=args.text,
-            image=args.image,
-            top=args.top,
-            negative=args.negative,
-            image_weight=args.image_weight,
-            folder=args.folder,
-            kind=args.kind,
-            min_score=args.min_score,
-            max_below_best=args.relative,
-        )
-    except MediaError as exc:
-        raise UsageError(f"cannot read query image {args.image}: {exc}") from None
+        counts = library.catalog.counts()
+        if counts["items"] == 0:
+            failed = f" ({counts['failed']} files could not be indexed: see `clifs list --failed`)"
+            note("nothing indexed yet: run `clifs index FOLDER`" + (failed if counts["failed"] else ""))
+            if args.json:
+                print_json([])
+            return 0
+        query = {
+            "text": args.text,
+            "image": args.image,
+            "negative": args.negative,
+            "image_weight": args.image_weight,
+            "folder": args.folder,
+            "kind": args.kind,
+        }
+        try:
+            hits = library.search(top=args.top, min_score=args.min_score, max_below_best=args.relative, **query)
+            best = None
+            if not hits and (args.min_score is not None or args.relative is not None):
+                uncut = library.search(top=1, **query)  # what the cut-offs removed, to say so
+                best = uncut[0].score if uncut else None
+        except MediaError as exc:
+            raise UsageError(f"cannot read query image {args.image}: {exc}") from None
+        unembedded = counts["items"] - len(library.vectors)
     finally:
         library.close()
-    unembedded = library.catalog.counts()["items"] - len(library.vectors)
     if unembedded > 0:
         print(
             f"clifs: {unembedded} indexed items have no vectors for {library.model.display_name} yet "
             "(indexed with another model); run `clifs index` on their folders to embed them.",
             file=sys.stderr,
         )
+    if not hits:
+        note(_no_results(args, best))
     if args.json:
         print_json([h.to_json() for h in hits])
         return 0
@@ -73,5 +109,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"(model: {library.model.display_name})")
     for h in hits:
         where = f" @ {format_timestamp(h.timestamp)}" if h.timestamp is not None else ""
-        print(f"{h.score:.3f}  {h.path}{where}")
+        print(f"{h.score:.3f}  {printable(h.path)}{where}")
     return 0
+
+
+def _no_results(args: argparse.Namespace, best: float | None) -> str:
+    """ "no results for 'X'", with the filters that narrowed the search and the cut-offs that emptied it."""
+    asked = [f"'{args.text}'"] if args.text else []
+    if args.image:
+        asked.append(f"the image {args.image}")
+    message = "no results for " + " + ".join(asked)
+    if args.kind:
+        message += f" among {args.kind}s"
+    if args.folder:
+        message += f" under {args.folder}"
+    if best is not None:
+        cuts = (("--min-score", args.min_score), ("--relative", args.relative))
+        active = " and ".join(f"{name} {value:g}" for name, value in cuts if value is not None)
+        message += f": the best score, {best:.3f}, is cut off by {active}"
+    elif args.folder or args.kind:
+        message += " (no indexed file matches these filters)"
+    return message

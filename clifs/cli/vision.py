@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 from pathlib import Path
 
-from clifs.cli.common import add_json_option, add_model_option, open_library, print_json
+from clifs.cli.common import (
+    Progress,
+    add_json_option,
+    add_model_option,
+    note,
+    number,
+    open_library,
+    print_json,
+    printable,
+    require_file,
+)
 from clifs.cli.main import UsageError
 
 log = logging.getLogger(__name__)
+
+MAX_SIZE = 4096  # --size: past this a dense pass takes minutes and gigabytes
+LABEL_PROGRESS_MIN = 1024  # prompts (label x template) worth a progress bar: a few seconds on a CPU
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +41,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: everyday objects and scenes; the shapes world for the test model)",
     )
     p.add_argument(
-        "--top", type=int, default=5, help="show the K most likely (default 5); probabilities stay over all labels"
+        "--top",
+        type=number(1, integer=True),
+        default=5,
+        help="show the K most likely (default 5); probabilities stay over all labels",
     )
     p.add_argument("--templates", choices=TEMPLATE_SETS, default="ensemble", help="prompt templates per label")
     add_model_option(p)
@@ -49,7 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="an image")
     p.add_argument("--labels", metavar="A,B,C", required=True, help="what to find, comma-separated")
     p.add_argument("--out", metavar="DIR", type=Path, help="write an overlay PNG with the boxes here")
-    p.add_argument("--threshold", type=float, help="report boxes scoring at least this (default 0.5)")
+    p.add_argument(
+        "--threshold",
+        type=number(0.0, 1.0, meaning="box scores lie in [0, 1]"),
+        help="report boxes scoring at least this (0-1, default 0.5)",
+    )
     _add_size_option(p)
     add_model_option(p)
     add_json_option(p)
@@ -59,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_size_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--size",
-        type=int,
+        type=number(16, MAX_SIZE, integer=True, meaning="pixels of the image's short side"),
         metavar="PX",
         help="resize the image's short side to PX for the dense pass (default 1.5x the model's input, in "
         "sliding windows; the model's input size, e.g. 224, is one window and ~3x faster on a CPU)",
@@ -69,8 +90,6 @@ def _add_size_option(p: argparse.ArgumentParser) -> None:
 def _dense_options(args: argparse.Namespace, **kw):
     from clifs.engine.vision.dense import DenseOptions
 
-    if args.size is not None and args.size < 16:
-        raise UsageError("--size must be at least 16 pixels")
     return DenseOptions(short_side=args.size, **kw)
 
 
@@ -83,11 +102,23 @@ def _labels(text: str) -> list[str]:
     return labels
 
 
+def _check_out(out: Path | None) -> None:
+    """--out must be a folder or not exist yet (it is made)."""
+    if out is not None and os.path.lexists(out) and not out.is_dir():
+        raise UsageError(f"--out {out} is not a folder")
+
+
+def _write(what: str, write) -> None:
+    try:
+        write()
+    except OSError as exc:
+        raise UsageError(f"cannot write {what}: {exc.strerror or exc}") from None
+
+
 def _open(path: str, library):
     from clifs.engine.media import MediaError, kind_of, open_image
 
-    if not Path(path).is_file():
-        raise UsageError(f"file not found: {path}")
+    require_file(path)
     if kind_of(path) != "image":
         raise UsageError(f"{path} is not an image this command can read")
     try:
@@ -102,40 +133,43 @@ def _slug(label: str) -> str:
 
 def run_label(args: argparse.Namespace) -> int:
     from clifs.engine.vision.labels import label_embedding
-    from clifs.engine.vision.vocabulary import VocabularyError, default_labels, load_vocabulary
+    from clifs.engine.vision.vocabulary import BUILTIN, VocabularyError, default_labels, load_vocabulary
 
-    if args.top < 1:
-        raise UsageError("--top must be at least 1")
-    if not Path(args.path).exists():
-        raise UsageError(f"file not found: {args.path}")
+    require_file(args.path)
+    labels = _labels(args.labels) if args.labels is not None else None
+    if args.vocab is not None and args.vocab not in BUILTIN:
+        require_file(os.path.expanduser(args.vocab), "vocabulary", "vocabulary file")  # a FIFO would block
     library = open_library(args)
+    progress = Progress("embedding labels", "prompt", min_total=LABEL_PROGRESS_MIN)
     try:
         encoder = library.encoder
         try:
-            labels = (
-                _labels(args.labels)
-                if args.labels
-                else load_vocabulary(args.vocab)
-                if args.vocab
-                else default_labels(encoder)
-            )
+            if labels is None:
+                labels = load_vocabulary(args.vocab) if args.vocab is not None else default_labels(encoder)
         except VocabularyError as exc:
             raise UsageError(str(exc)) from None
         embedding = library.embedding_for(args.path)
         if embedding is None:
             embedding = encoder.encode_pil([_open(args.path, library)])[0]
         else:
-            log.info("labelling the stored embedding of %s (no image pass)", args.path)
+            log.info("labelling the stored embedding of %s (no image pass)", printable(args.path))
         scores = label_embedding(
-            encoder, embedding, labels, top=args.top, template_set=args.templates, cache_dir=library.settings.cache_dir
+            encoder,
+            embedding,
+            labels,
+            top=args.top,
+            template_set=args.templates,
+            cache_dir=library.settings.cache_dir,
+            on_progress=progress,
         )
     finally:
+        progress.close()
         library.close()
     if args.json:
         print_json([s.as_dict() for s in scores])
     else:
         for s in scores:
-            print(f"{s.probability:6.1%}  {s.label}")
+            print(f"{s.probability:6.1%}  {printable(s.label)}")
     return 0
 
 
@@ -144,6 +178,8 @@ def run_segment(args: argparse.Namespace) -> int:
     from clifs.engine.vision.overlay import mask_overlay
 
     labels = _labels(args.labels)
+    require_file(args.path)
+    _check_out(args.out)
     options = _dense_options(args, method=args.method, pamr=not args.no_pamr)
     library = open_library(args)
     try:
@@ -159,22 +195,23 @@ def run_segment(args: argparse.Namespace) -> int:
     if args.out:
         from PIL import Image
 
-        args.out.mkdir(parents=True, exist_ok=True)
+        _write(f"to {args.out}", lambda: args.out.mkdir(parents=True, exist_ok=True))
         stem = Path(args.path).stem
         overlay_path = args.out / f"{stem}-overlay.png"
-        mask_overlay(image, seg.label_map, labels).save(overlay_path)
+        _write(overlay_path, lambda: mask_overlay(image, seg.label_map, labels).save(overlay_path))
         for i, (label, row) in enumerate(zip(labels, rows, strict=True)):
             mask = Image.fromarray((seg.label_map == i).astype("uint8") * 255, mode="L")
             mask_path = args.out / f"{stem}-mask-{i:02d}-{_slug(label)}.png"
-            mask.resize(image.size, Image.NEAREST).save(mask_path)
+            _write(mask_path, lambda m=mask, p=mask_path: m.resize(image.size, Image.NEAREST).save(p))
             row.update(mask=str(mask_path), overlay=str(overlay_path))
     if args.json:
         print_json(rows)
     else:
         for row in rows:
-            print(f"{row['fraction']:6.1%}  {row['label']}" + (f"  -> {row['mask']}" if "mask" in row else ""))
+            mask = f"  -> {printable(row['mask'])}" if "mask" in row else ""
+            print(f"{row['fraction']:6.1%}  {printable(row['label'])}{mask}")
         if args.out:
-            print(f"overlay: {overlay_path}")
+            print(f"overlay: {printable(overlay_path)}")
     return 0
 
 
@@ -186,10 +223,10 @@ def run_detect(args: argparse.Namespace) -> int:
     from clifs.engine.vision.overlay import box_overlay
 
     labels = _labels(args.labels)
+    require_file(args.path)
+    _check_out(args.out)
     options = BoxOptions(dense=_dense_options(args))
     if args.threshold is not None:
-        if not 0.0 <= args.threshold <= 1.0:
-            raise UsageError("--threshold must be between 0 and 1")
         options = replace(options, threshold=args.threshold)
     library = open_library(args)
     try:
@@ -201,17 +238,18 @@ def run_detect(args: argparse.Namespace) -> int:
     finally:
         library.close()
     if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
+        _write(f"to {args.out}", lambda: args.out.mkdir(parents=True, exist_ok=True))
         overlay_path = args.out / f"{Path(args.path).stem}-boxes.png"
-        box_overlay(image, [(d.label, d.score, d.box) for d in found], labels).save(overlay_path)
+        boxes = [(d.label, d.score, d.box) for d in found]
+        _write(overlay_path, lambda: box_overlay(image, boxes, labels).save(overlay_path))
     if args.json:
         print_json([d.as_dict() for d in found])
     else:
         for d in found:
             x, y, w, h = d.box
-            print(f"{d.score:.2f}  {d.label}  x={x} y={y} w={w} h={h}")
-        if not found:
-            print("no boxes above the threshold")
+            print(f"{d.score:.2f}  {printable(d.label)}  x={x} y={y} w={w} h={h}")
         if args.out:
-            print(f"overlay: {overlay_path}")
+            print(f"overlay: {printable(overlay_path)}")
+    if not found:
+        note(f"no boxes above the threshold {options.threshold:g} for {', '.join(map(repr, labels))}")
     return 0

@@ -16,14 +16,29 @@ import sys
 import threading
 import time
 
-from clifs.cli.common import add_json_option, add_model_option, hold_indexer_lock, open_library, print_json
+from clifs.cli.common import (
+    add_json_option,
+    add_model_option,
+    hold_indexer_lock,
+    note,
+    number,
+    open_library,
+    print_json,
+    printable,
+)
 from clifs.cli.main import UsageError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("watch", help="index the folder list, then keep it indexed as files change")
     p.add_argument("paths", nargs="*", metavar="PATH", help="folders to add to the list first")
-    p.add_argument("--debounce", type=float, default=1.0, metavar="SECONDS", help="quiet time before a file is read")
+    p.add_argument(
+        "--debounce",
+        type=number(0.0, 3600.0, meaning="seconds of quiet before a changed file is read"),
+        default=1.0,
+        metavar="SECONDS",
+        help="quiet time before a file is read (0-3600, default 1)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress line")
     add_model_option(p)
     p.set_defaults(func=run_watch)
@@ -74,7 +89,7 @@ class ProgressLine:
             f"{status.rate:.1f} files/s"
         )
         if status.current:
-            line += f" - {os.path.basename(status.current)}"
+            line += f" - {printable(os.path.basename(status.current))}"
         if self.tty:
             width = shutil.get_terminal_size().columns - 1
             self.stream.write("\r" + line[:width].ljust(width))
@@ -94,8 +109,6 @@ def run_watch(args: argparse.Namespace) -> int:
     for root in roots:
         if not os.path.isdir(root):
             raise UsageError(f"not a folder: {root}")
-    if args.debounce < 0:
-        raise UsageError("--debounce must be 0 or more")
     lock = hold_indexer_lock()
     library = None
     try:
@@ -119,6 +132,23 @@ def _serve(library, lock, args: argparse.Namespace) -> int:
     service = IndexerService(library, watch=True, debounce_seconds=args.debounce, lock=lock)
     progress = ProgressLine(enabled=not args.no_progress)
     service.add_listener(progress)
+    missing: set[str] = set()
+
+    def folder_notices(status) -> None:
+        """A line when a watched folder goes missing (an unplugged drive) or comes back."""
+        from indexer.status import missing_folder_line
+
+        now = set(status.missing_folders)
+        lines = [missing_folder_line(p) for p in sorted(now - missing)]
+        lines += [f"folder back: {p}" for p in sorted(missing - now)]
+        missing.clear()
+        missing.update(now)
+        if lines and progress.enabled and progress.tty:
+            sys.stderr.write("\n")  # off the line the progress redraws
+        for line in lines:
+            print(f"clifs: {line}", file=sys.stderr)
+
+    service.add_listener(folder_notices)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     service.start()
@@ -132,7 +162,7 @@ def _serve(library, lock, args: argparse.Namespace) -> int:
     status = service.status()
     crashed = not stop.is_set() and status.state == "stopped" and status.recent_errors
     if crashed:
-        print(f"clifs: {status.recent_errors[-1][1]}", file=sys.stderr)
+        note(status.recent_errors[-1][1])
         return 1
     return 0
 
@@ -160,18 +190,20 @@ def run_folders(args: argparse.Namespace) -> int:
             for path in paths:
                 if args.action == "remove":
                     removed = catalog.forget_folder(path)
-                    print(f"removed {path} ({removed} files left the index)")
+                    print(f"removed {printable(path)} ({removed} files left the index)")
                 else:
                     catalog.set_folder_paused(path, args.action == "pause")
         else:
             rows = [
                 {"path": f.path, "paused": bool(f.paused), "exists": os.path.isdir(f.path)} for f in catalog.folders()
             ]
+            if not rows:
+                note("no folders in the list yet: add one with `clifs folders add PATH`")
             if args.json:
                 print_json(rows)
             for r in rows if not args.json else []:
                 notes = [n for n, on in (("paused", r["paused"]), ("missing", not r["exists"])) if on]
-                print(r["path"] + (f"  ({', '.join(notes)})" if notes else ""))
+                print(printable(r["path"]) + (f"  ({', '.join(notes)})" if notes else ""))
         return 0
     finally:
         catalog.close()
@@ -182,7 +214,7 @@ def run_status(args: argparse.Namespace) -> int:
     from clifs.engine.catalog import Catalog
     from clifs.engine.config import Settings
     from indexer.lock import holder
-    from indexer.status import read_status_file
+    from indexer.status import DISK_FULL_STATE, missing_folder_line, read_status_file
 
     settings = Settings.load()
     pid = holder(settings.home)
@@ -209,6 +241,10 @@ def run_status(args: argparse.Namespace) -> int:
         "updated": last.get("updated"),
         "catalog": counts,
         "folders": folders,
+        # Listed, active folders not on disk (results kept): as the running indexer saw them, else as seen now.
+        "missing_folders": list(last.get("missing_folders", []))
+        if running
+        else [f["path"] for f in folders if not f["paused"] and not os.path.isdir(f["path"])],
     }
     if args.json:
         print_json([out])
@@ -219,12 +255,16 @@ def run_status(args: argparse.Namespace) -> int:
             f"{out['failed']} failed, {out['rate']:.1f} files/s"
         )
         if out["current"]:
-            print(f"  current: {out['current']}")
+            print(f"  current: {printable(out['current'])}")
+        if str(out["state"]).startswith(DISK_FULL_STATE):
+            print(f"  writing waits for free space on the disk holding {settings.home}; nothing is lost")
     else:
         print("indexer: not running")
     print(f"catalog: {counts['files']} files indexed ({counts['items']} items), {counts['failed']} failed")
     for f in folders:
-        print(f"  folder: {f['path']}" + ("  (paused)" if f["paused"] else ""))
+        print(f"  folder: {printable(f['path'])}" + ("  (paused)" if f["paused"] else ""))
+    for path in out["missing_folders"]:
+        print(f"  {missing_folder_line(path)}")
     for path, reason in out["recent_errors"][-10:]:
-        print(f"  error: {path}: {reason}")
+        print(f"  error: {printable(path)}: {printable(reason)}")
     return 0

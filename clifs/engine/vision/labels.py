@@ -49,12 +49,19 @@ def templates(name: str) -> tuple[Callable[[str], str], ...]:
 
 
 def embed_labels(
-    encoder: Encoder, labels: Sequence[str], template_set: str = "ensemble", cache_dir: Path | None = None
+    encoder: Encoder,
+    labels: Sequence[str],
+    template_set: str = "ensemble",
+    cache_dir: Path | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> np.ndarray:
     """(n_labels, dim) float32, each row the renormalised mean over the template set (see TEMPLATE_SETS).
 
     ``cache_dir`` keeps the embeddings across runs, keyed by ``encoder.model_id``: pass it
-    only for encoders whose model id names their weights.
+    only for encoders whose model id names their weights. ``on_progress(done, total)`` is
+    called with (0, total) before the text model runs and after each batch, counting the
+    prompts (label × template) of the labels not cached yet; never when all are cached.
     """
     cache = _cache.setdefault(encoder, {})
     disk = _disk_path(cache_dir, encoder, template_set) if cache_dir else None
@@ -62,7 +69,8 @@ def embed_labels(
         cache.update(_read_disk(disk, template_set))
     missing = [label for label in dict.fromkeys(labels) if (template_set, label) not in cache]
     if missing:
-        cache.update(zip(((template_set, m) for m in missing), _encode(encoder, missing, template_set), strict=True))
+        encoded = _encode(encoder, missing, template_set, on_progress)
+        cache.update(zip(((template_set, m) for m in missing), encoded, strict=True))
     if disk is not None and (missing or not disk.exists()):  # labels known in memory may not be on disk yet
         _write_disk(disk, {label: e for (ts, label), e in cache.items() if ts == template_set})
     if not labels:
@@ -85,25 +93,38 @@ def label_embedding(
     top: int | None = None,
     template_set: str = "ensemble",
     cache_dir: Path | None = None,
+    *,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[LabelScore]:
     """Label one stored image embedding: the given labels with probabilities summing to 1, best first.
 
     ``top`` cuts the list after ranking; the probabilities are still over all ``labels``.
+    ``on_progress`` reports the label embedding, as in embed_labels.
     """
     labels = list(dict.fromkeys(labels))
     if not labels:
         raise ValueError("no labels to choose from")
     probs = probabilities(
-        l2_normalise(embedding), embed_labels(encoder, labels, template_set, cache_dir), encoder.logit_scale
+        l2_normalise(embedding),
+        embed_labels(encoder, labels, template_set, cache_dir, on_progress=on_progress),
+        encoder.logit_scale,
     )[0]
     order = np.argsort(-probs, kind="stable")[: top or len(labels)]
     return [LabelScore(labels[i], float(probs[i])) for i in order]
 
 
-def _encode(encoder: Encoder, labels: list[str], template_set: str) -> np.ndarray:
+def _encode(
+    encoder: Encoder, labels: list[str], template_set: str, on_progress: Callable[[int, int], None] | None = None
+) -> np.ndarray:
     temps = templates(template_set)
     texts = [t(label) for label in labels for t in temps]
-    parts = [encoder.encode_texts(texts[i : i + _TEXT_BATCH]) for i in range(0, len(texts), _TEXT_BATCH)]
+    parts = []
+    if on_progress is not None:
+        on_progress(0, len(texts))
+    for i in range(0, len(texts), _TEXT_BATCH):
+        parts.append(encoder.encode_texts(texts[i : i + _TEXT_BATCH]))
+        if on_progress is not None:
+            on_progress(min(i + _TEXT_BATCH, len(texts)), len(texts))
     per_template = np.concatenate(parts).reshape(len(labels), len(temps), -1)
     return l2_normalise(per_template.mean(axis=1))
 

@@ -210,9 +210,14 @@ def hold_indexer_lock():
     from clifs.engine.config import Settings
     from indexer.lock import IndexerLock, LockHeld
 
-    lock = IndexerLock(Settings.load().home)
+    home = Settings.load().home
+    lock = IndexerLock(home)
     try:
         lock.acquire()
     except LockHeld as exc:
         raise UsageError(str(exc)) from None
+    except OSError as exc:  # a read-only or full disk: indexing needs to write there
+        raise UsageError(
+            f"cannot write to the clifs home {home}: {exc.strerror or exc}; indexing needs to write there"
+        ) from None
     return lock

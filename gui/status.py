@@ -6,7 +6,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QProgressBar, QPushButton, QStatusBar, QWidget
 
 from clifs.engine.models.base import Encoder
-from indexer.status import IndexerStatus
+from indexer.status import IndexerStatus, missing_folder_line
 
 WORKING_STATES = ("scanning", "indexing")
 
@@ -25,6 +25,9 @@ class StatusPanel(QStatusBar):
         self.progress.hide()
         self.rate_label = QLabel()
         self.rate_label.hide()
+        #: "Folder missing: …" for listed folders not on disk (an unplugged drive); their results stay.
+        self.missing_label = QLabel()
+        self.missing_label.hide()
         self.pause_button = QPushButton("Pause")
         self.pause_button.setFlat(True)
         self.pause_button.hide()
@@ -36,6 +39,7 @@ class StatusPanel(QStatusBar):
         self.failures_button.clicked.connect(self.failures_clicked)
         self._batch_start: int | None = None
         for widget in (
+            self.missing_label,
             self.rate_label,
             self.progress,
             self.pause_button,
@@ -67,18 +71,26 @@ class StatusPanel(QStatusBar):
         self.failures_button.setVisible(failed > 0)
 
     def set_indexer(self, status: IndexerStatus) -> None:
+        self._show_missing(status.missing_folders)
         working = status.state in WORKING_STATES
         if working and self._batch_start is None:
             self._batch_start = status.done  # the service counts for its lifetime; the bar counts this batch
         elif not working:
             self._batch_start = None
         self.progress.setVisible(working)
-        self.rate_label.setVisible(working or status.state in ("paused", "stopped"))
+        self.rate_label.setVisible(working or status.state in ("paused", "stopped") or status.disk_full)
         self.pause_button.setVisible(working or status.state == "paused")
         self.pause_button.setText("Resume" if status.state == "paused" else "Pause")
         self.progress.setToolTip(status.current or "")
+        self.rate_label.setToolTip("")
         if status.state == "paused":
             self.rate_label.setText("Indexing paused")
+        elif status.disk_full:
+            self.rate_label.setText(status.state[0].upper() + status.state[1:])  # "Disk full: waiting for space (…)"
+            self.rate_label.setToolTip(
+                "The disk holding the library is full. Indexing resumes by itself when space is freed; "
+                "nothing indexed is lost."
+            )
         elif status.state == "stopped":
             self.rate_label.setText("Indexer stopped")
             self.rate_label.setToolTip(status.recent_errors[-1][1] if status.recent_errors else "")
@@ -92,6 +104,15 @@ class StatusPanel(QStatusBar):
                 self.rate_label.setText("Looking for new and changed files…")
             else:
                 self.rate_label.setText(f"Indexing {done:,} of {total:,} · {status.rate:.1f} files/s")
+
+    def _show_missing(self, folders: list[str]) -> None:
+        lines = [missing_folder_line(p) for p in folders]
+        if len(lines) == 1:
+            self.missing_label.setText(lines[0][0].upper() + lines[0][1:])
+        else:
+            self.missing_label.setText(f"{len(lines)} folders missing (results kept from before)")
+        self.missing_label.setToolTip("\n".join(lines))
+        self.missing_label.setVisible(bool(lines))
 
     def set_indexer_elsewhere(self, reason: str) -> None:
         """Another process indexes this library; this window only searches."""

@@ -64,8 +64,9 @@ class IndexerLock:
         try:
             if not self._try_os_lock(fd):
                 raise LockHeld(self.path, _read_pid(self.path))
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            text = f"{os.getpid()}\n".encode("ascii")
+            os.pwrite(fd, text, 0)  # over the blanks a release left: no new block needed on a full disk
+            os.ftruncate(fd, len(text))
         except BaseException:
             os.close(fd)
             raise
@@ -88,7 +89,12 @@ class IndexerLock:
             return
         fd, self._fd = self._fd, None
         try:
-            os.ftruncate(fd, 0)  # no owner any more; the file stays so nobody races on its inode
+            # No owner any more; the file stays so nobody races on its inode. Blanked rather than
+            # emptied, so it keeps its block and the next indexer can write its pid on a full disk.
+            try:
+                os.pwrite(fd, b" " * os.fstat(fd).st_size, 0)
+            except OSError:
+                os.ftruncate(fd, 0)
         finally:
             os.close(fd)  # closing drops the flock
 

@@ -9,6 +9,7 @@ it and its vectors are reused, nothing is encoded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -145,22 +146,24 @@ class Pipeline:
         report = report or IndexReport()
         pending: list[_Decoded] = []
         pending_items = 0
-        for result in self._decoded(files):
-            if isinstance(result, _Failed):
-                self.library.record_failure(
-                    result.file.path, result.file.kind, result.file.size, result.file.mtime, result.reason
-                )
-                report.failed.append((result.file.path, result.reason))
-                self.on_file(result.file, result.reason)
-                continue
-            pending.append(result)
-            pending_items += len(result.tensors)
-            if pending_items >= self.batch_size:
-                self._commit(pending, report)
-                pending, pending_items = [], 0
-            if self.should_stop():
-                report.stopped = True
-                return report  # the uncommitted batch is dropped: it is re-found next scan
+        # closing: a commit that fails (a full disk) stops the decode pool now, not when collected.
+        with contextlib.closing(self._decoded(files)) as decoded:
+            for result in decoded:
+                if isinstance(result, _Failed):
+                    self.library.record_failure(
+                        result.file.path, result.file.kind, result.file.size, result.file.mtime, result.reason
+                    )
+                    report.failed.append((result.file.path, result.reason))
+                    self.on_file(result.file, result.reason)
+                    continue
+                pending.append(result)
+                pending_items += len(result.tensors)
+                if pending_items >= self.batch_size:
+                    self._commit(pending, report)
+                    pending, pending_items = [], 0
+                if self.should_stop():
+                    report.stopped = True
+                    return report  # the uncommitted batch is dropped: it is re-found next scan
         self._commit(pending, report)
         return report
 
@@ -179,18 +182,20 @@ class Pipeline:
             in_flight = 0
             it = iter(files)
             upcoming = next(it, None)
-            while upcoming is not None or queue:
-                while upcoming is not None and (not queue or in_flight + cost(upcoming) <= budget):
-                    queue.append((pool.submit(self._decode, upcoming), cost(upcoming)))
-                    in_flight += cost(upcoming)
-                    upcoming = next(it, None)
-                future, spent = queue.popleft()
-                in_flight -= spent
-                yield future.result()
-                if self.should_stop():
-                    for pending, _ in queue:
-                        pending.cancel()
-                    return
+            try:
+                while upcoming is not None or queue:
+                    while upcoming is not None and (not queue or in_flight + cost(upcoming) <= budget):
+                        queue.append((pool.submit(self._decode, upcoming), cost(upcoming)))
+                        in_flight += cost(upcoming)
+                        upcoming = next(it, None)
+                    future, spent = queue.popleft()
+                    in_flight -= spent
+                    yield future.result()
+                    if self.should_stop():
+                        return
+            finally:  # stopped, or closed by the consumer: what has not started is not decoded
+                for pending, _ in queue:
+                    pending.cancel()
 
     def _decode(self, f: DiskFile) -> _Decoded | _Failed:
         if f.problem:
@@ -250,11 +255,12 @@ class Pipeline:
                 )
             )
         self.library.add_files(files)
-        self.library.flush(every_seconds=30.0)
         report.added += len(files)
         report.items += len(flat)
         for d in pending:
             self.on_file(d.file, None)
+        # After on_file: these files are committed even if saving the cache fails (a full disk).
+        self.library.flush(every_seconds=30.0)
 
 
 def _yield_to_model() -> None:

@@ -10,6 +10,12 @@ This module holds that thread, its commands and its backlog; the folder list is
 applied by ``folder_sync``, the watcher's changes become work in ``changes``, and
 ``status_publisher`` tells listeners and ``<home>/status.json`` (for `clifs status`
 in another process) what it is doing.
+
+A full disk does not stop it: a write that fails for want of space (a batch commit, a
+deletion, a move, the vector file's save) leaves its work where it was (the backlog, the
+change queue, the reconcile queue, the command queue), writing pauses with the state
+"disk full: waiting for space (N MB free)", and resumes when space returns. SQLite commits
+whole transactions or nothing, so nothing committed is lost and nothing is half written.
 """
 
 from __future__ import annotations
@@ -24,11 +30,12 @@ from collections.abc import Callable
 from clifs.engine.library import Library
 from clifs.engine.paths import canonical_folder, is_under
 from indexer.changes import ChangeTranslator
+from indexer.disk_space import describe, free_bytes, is_disk_full, remove_own_temps
 from indexer.folder_sync import FolderSync
 from indexer.lock import IndexerLock
 from indexer.pipeline import IndexReport, Pipeline
 from indexer.scan import DiskFile, ScanResult, stat_entry
-from indexer.status import IndexerStatus
+from indexer.status import DISK_FULL_STATE, IndexerStatus
 from indexer.status_publisher import StatusPublisher
 from indexer.watch import ChangeQueue, Move
 
@@ -37,6 +44,9 @@ __all__ = ["IndexerService", "IndexerStatus"]
 log = logging.getLogger(__name__)
 
 IDLE_SAVE_SECONDS = 30.0  # save a changed vector cache when idle, at most this often
+DISK_POLL_SECONDS = 2.0  # on a full disk, look at the free space this often
+DISK_RETRY_SECONDS = 30.0  # and try writing again this often even if it did not grow (quotas, other filesystems)
+DISK_RESUME_GROWTH = 1 << 20  # or as soon as this much more is free than when the write failed
 
 
 class IndexerService:
@@ -67,6 +77,7 @@ class IndexerService:
             model_name=lambda: library.encoder.display_name,
             queued=self._queued,
             paused=lambda: self._paused,
+            missing_folders=lambda: self._folders.missing_folders(),
         )
         # Service-thread state.
         self._folders = FolderSync(library, self._changes, report_error=self._publisher.error)
@@ -75,9 +86,10 @@ class IndexerService:
         )
         self._backlog: OrderedDict[str, DiskFile] = OrderedDict()
         self._in_flight: dict[str, DiskFile] = {}
-        self._vanished: list[DiskFile] = []
+        self._vanished: list[DiskFile] = []  # read while they vanished; settled after their chunk
         self._last_idle_save = 0.0
-        self._saved_generation = -1
+        self._saved_generation: int | None = None  # None until the vector cache is loaded
+        self._disk_full: int | None = None  # the catalog generation when a write failed for want of space
 
     # -- the public API (any thread) --------------------------------------------------------------
     def start(self) -> None:
@@ -152,6 +164,10 @@ class IndexerService:
             try:
                 command()
             except Exception as exc:
+                if is_disk_full(exc):
+                    with self._mutex:
+                        self._commands.appendleft(command)  # done again once there is space
+                    raise
                 log.exception("indexer command failed")
                 self._publisher.error("(folders)", str(exc))
 
@@ -167,30 +183,82 @@ class IndexerService:
     def _run(self) -> None:
         try:
             self._pipeline = Pipeline(self.library, on_file=self._on_file, should_stop=self._should_yield)
-            self._saved_generation = self.library.vectors.generation  # load or repair the cache first
             if self._watch:
                 self._folders.start_watching()
             self._folders.reapply_all()
             while not self._stopping.is_set():
-                self._wake.clear()
-                self._run_commands()
-                if self._folders.poll_due():
-                    self._sync_folders()
-                if self._paused:
-                    self._publisher.publish("paused")
-                    self._wake.wait(self._folders.seconds_to_poll())
-                elif (root := self._folders.next_to_reconcile()) is not None:
-                    self._reconcile(root)
-                elif self._take_changes() or self._backlog:
-                    if self._backlog:
-                        self._index_chunk()
-                else:
-                    self._rest()
+                try:
+                    self._step()
+                    self._end_disk_full()
+                    continue
+                except Exception as exc:
+                    if not is_disk_full(exc):
+                        raise
+                    reason = describe(exc)  # leave the except block: the traceback (and the chunk's
+                    # decode pool, held by its frames) goes before the wait
+                self._wait_for_space(reason)
         except Exception as exc:
             log.exception("the indexer stopped on an unexpected error")
             self._publisher.error("(indexer)", f"stopped by an unexpected error: {type(exc).__name__}: {exc}")
         finally:
             self._shutdown()
+
+    def _step(self) -> None:
+        """One turn of the loop: commands, the folder list, then one piece of work (or a rest)."""
+        if self._saved_generation is None:
+            self._saved_generation = self.library.vectors.generation  # load or repair the cache first
+        self._wake.clear()
+        self._run_commands()
+        if self._folders.poll_due():
+            self._sync_folders()
+        if self._paused:
+            self._publisher.publish("paused")
+            self._wake.wait(self._folders.seconds_to_poll())
+        elif (root := self._folders.next_to_reconcile()) is not None:
+            self._reconcile(root)
+        elif self._vanished:
+            self._settle_vanished()
+        elif self._take_changes() or self._backlog:
+            if self._backlog:
+                self._index_chunk()
+        else:
+            self._rest()
+
+    def _wait_for_space(self, reason: str) -> None:
+        """A write failed on a full disk; its work waits where it was. Say so, then wait until more
+        space is free than when it failed (or DISK_RETRY_SECONDS passed), or until stopped."""
+        home = self.library.settings.home
+        remove_own_temps(self.library.settings.vectors_dir)  # a half-saved vector file holds space
+        self._idle.clear()  # the work is not done
+        free_then = free_bytes(home)
+        if self._disk_full is None:  # said once, not at every retry that fails again
+            self._disk_full = self._generation()
+            log.warning("disk full (%s): indexing waits for space on %s", reason, home)
+            self._publisher.error(
+                "(disk)", f"the disk holding {home} is full ({reason}); writing waits for space, nothing is lost"
+            )
+        tried = time.monotonic()
+        while not self._stopping.is_set():
+            free = free_bytes(home)
+            shown = "unknown" if free is None else f"{free / 1e6:.1f} MB"
+            self._publisher.publish(f"{DISK_FULL_STATE}: waiting for space ({shown} free)")
+            grew = free is not None and free_then is not None and free >= free_then + DISK_RESUME_GROWTH
+            if grew or time.monotonic() - tried >= DISK_RETRY_SECONDS:
+                log.info("retrying the writes that waited for space (%s free)", shown)
+                return
+            self._stopping.wait(DISK_POLL_SECONDS)
+
+    def _end_disk_full(self) -> None:
+        """A write went through since the disk was full (the catalog moved on): space is back."""
+        if self._disk_full is not None and self._generation() != self._disk_full:
+            self._disk_full = None
+            log.info("space again on %s: writing resumed", self.library.settings.home)
+
+    def _generation(self) -> int:
+        try:
+            return self.library.catalog.generation()
+        except Exception:  # reading too may fail on a sick disk: then it counts as unchanged
+            return -1
 
     def _rest(self) -> None:
         """Nothing to do now: say so, then sleep until work arrives, a change is due, or a poll."""
@@ -199,6 +267,7 @@ class IndexerService:
                 self._idle.set()
         generation = self.library.vectors.generation
         if generation != self._saved_generation and time.monotonic() - self._last_idle_save >= IDLE_SAVE_SECONDS:
+            self._last_idle_save = time.monotonic()  # on a full disk, not again at once
             self.library.flush()  # a restart then loads the cache instead of patching it
             self._saved_generation, self._last_idle_save = generation, time.monotonic()
         self._publisher.publish("watching" if self._folders.watching else "idle")
@@ -209,7 +278,10 @@ class IndexerService:
     def _shutdown(self) -> None:
         try:
             self._folders.stop_watching()
-            self.library.flush()
+            try:
+                self.library.flush()
+            except OSError as exc:  # a full disk: the catalog holds everything; the next start patches the cache
+                log.warning("cannot save the vector cache on stopping: %s", exc)
         finally:
             self._publisher.publish("stopped", force=True)
             if self._owns_lock and self._lock is not None:
@@ -237,18 +309,29 @@ class IndexerService:
     # -- finding work -----------------------------------------------------------------------------
     def _reconcile(self, root: str) -> None:
         """Walk a folder and diff it with the catalog (unchanged files are not opened)."""
-        if not os.path.isdir(root):
-            self._folders.mark_missing(root)
-            return
+        if not self._folders.on_disk(root):
+            return  # missing now: walked when it is back
         self._publisher.publish("scanning", force=True, current=root)
-        self._apply_scan(self._pipeline.scan([root]))
+        try:
+            self._apply_scan(self._pipeline.scan([root]))
+        except Exception:
+            self._folders.reconcile_again(root)  # a write failed (a full disk): walk it again later
+            raise
 
     def _take_changes(self) -> bool:
-        """Apply the watcher's moves and turn its settled paths into work; True if there was any."""
+        """Apply the watcher's moves and turn its settled paths into work; True if there was any.
+        If a write fails on the way, what was not applied goes back to the queue."""
         changes = self._changes.take()
-        for move in changes.moves:
-            self._apply_move(move)
-        self._apply_scan(self._translator.scan(changes))
+        applied = 0
+        try:
+            for move in changes.moves:
+                self._apply_move(move)  # done again, a move finds only the rows still to follow it
+                applied += 1
+            self._apply_scan(self._translator.scan(changes))  # diffs with the catalog: safe to redo
+        except Exception:
+            changes.moves = changes.moves[applied:]
+            self._changes.put_back(changes)
+            raise
         return bool(changes.moves or changes.files or changes.trees)
 
     def _apply_move(self, move: Move) -> None:
@@ -276,8 +359,11 @@ class IndexerService:
         """Index the next files from the backlog; whatever a pause or stop leaves undone goes back."""
         size = 16 * self._pipeline.batch_size  # the decode pool restarts per chunk: keep that rare
         chunk = [self._backlog.popitem(last=False)[1] for _ in range(min(size, len(self._backlog)))]
+        # A file whose folder went missing waits for it: the walk when it is back finds it again.
+        chunk = [f for f in chunk if self._folders.active_root(f.path)]
+        if not chunk:
+            return
         self._in_flight = {f.path: f for f in chunk}
-        self._vanished = []
         self._publisher.publish("indexing", force=True, current=chunk[0].path)
         try:
             self._pipeline.index_files(chunk)
@@ -286,12 +372,22 @@ class IndexerService:
                 self._backlog[f.path] = f
                 self._backlog.move_to_end(f.path, last=False)
             self._in_flight = {}
-        for f in self._vanished:
-            self._resettle(f)
+        self._settle_vanished()
+
+    def _settle_vanished(self) -> None:
+        """Settle the files that vanished while they were read, each once (a write failing on the
+        way leaves the rest for the next turn)."""
+        while self._vanished:
+            self._resettle(self._vanished[0])
+            self._vanished.pop(0)
 
     def _resettle(self, f: DiskFile) -> None:
         """A file that vanished while it was read is no failure: drop its row, and queue it
-        again if it is back (moved away and back, or replaced)."""
+        again if it is back (moved away and back, or replaced). When its whole folder went
+        (an unplugged drive), its row stays: the folder is missing, not emptied."""
+        root = self._folders.active_root(f.path)
+        if root is None or not self._folders.on_disk(root):
+            return
         self.library.remove_files([f.path])
         entry = stat_entry(f.path, f.kind)
         if entry is not None:

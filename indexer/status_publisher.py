@@ -2,7 +2,7 @@
 
 Listeners (the GUI, the progress line) and ``<home>/status.json`` (for `clifs status` in another
 process) are told at most every LISTENER_SECONDS / STATUS_FILE_SECONDS, except on a change of
-state or an error, which always goes out at once.
+state, of the missing folders, or an error, which always goes out at once.
 """
 
 from __future__ import annotations
@@ -37,12 +37,15 @@ class StatusPublisher:
         model_name: Callable[[], str],
         queued: Callable[[], int],
         paused: Callable[[], bool],
+        missing_folders: Callable[[], list[str]] = list,
     ):
-        """``model_name``, ``queued`` and ``paused`` are asked at each publish (the model loads lazily)."""
+        """``model_name``, ``queued``, ``paused`` and ``missing_folders`` are asked at each publish
+        (the model loads lazily)."""
         self._home = home
         self._model_name = model_name
         self._queued = queued
         self._paused = paused
+        self._missing_folders = missing_folders
         self._status = IndexerStatus("idle")
         self._lock = threading.Lock()
         self._listeners: list[Callable[[IndexerStatus], None]] = []
@@ -54,7 +57,10 @@ class StatusPublisher:
     def status(self) -> IndexerStatus:
         """A copy of the latest status."""
         with self._lock:
-            return replace(self._status, recent_errors=list(self._status.recent_errors))
+            status = self._status
+            return replace(
+                status, recent_errors=list(status.recent_errors), missing_folders=list(status.missing_folders)
+            )
 
     def add_listener(self, fn: Callable[[IndexerStatus], None]) -> None:
         self._listeners.append(fn)
@@ -89,9 +95,10 @@ class StatusPublisher:
                 current=(current or old.current) if busy else None,
                 paused=self._paused(),
                 recent_errors=list(self._errors),
+                missing_folders=list(self._missing_folders()),
             )
         now = time.monotonic()
-        force = force or state != old.state
+        force = force or state != old.state or new.missing_folders != old.missing_folders
         if force or now - self._last_listeners >= LISTENER_SECONDS:
             self._last_listeners = now
             self._tell_listeners()

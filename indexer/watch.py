@@ -5,7 +5,9 @@ what it means for the catalog. A burst of events on one path is one entry; an
 entry is due once nothing touched it for ``debounce`` seconds and its size and
 mtime held still over that time (a file being copied waits until it settles).
 Moves are handed over at once and in order, so the catalog row (and its
-vectors) can follow the file before anything re-reads it.
+vectors) can follow the file before anything re-reads it. A watched folder
+deleted as a whole is a folder event: the folder list is checked at once
+(its watch died with it; ``FolderSync`` decides whether it is missing).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ class ChangeQueue:
         self._moves: list[Move] = []
         self._files: dict[str, _Pending] = {}
         self._trees: dict[str, _Pending] = {}
+        self._folder_events: set[str] = set()  # watched folders that were themselves deleted
 
     def __len__(self) -> int:
         with self._lock:
@@ -101,6 +104,34 @@ class ChangeQueue:
     def moved(self, move: Move) -> None:
         with self._lock:
             self._moves.append(move)
+        self._on_change()
+
+    def folder_event(self, root: str) -> None:
+        """A watched folder itself went (deleted): its watch is dead, check the folder list now."""
+        with self._lock:
+            self._folder_events.add(root)
+        self._on_change()
+
+    def has_folder_events(self) -> bool:
+        with self._lock:
+            return bool(self._folder_events)
+
+    def take_folder_events(self) -> set[str]:
+        with self._lock:
+            events, self._folder_events = self._folder_events, set()
+        return events
+
+    def put_back(self, changes: Changes) -> None:
+        """Changes taken but not applied (a write failed, e.g. on a full disk): due again at once,
+        the moves before any that came meanwhile, in their order; a path touched again meanwhile
+        keeps its newer wait."""
+        now = time.monotonic()
+        with self._lock:
+            self._moves = list(changes.moves) + self._moves
+            for path in changes.files:
+                self._files.setdefault(path, _Pending(now, None))  # it had settled already
+            for path in changes.trees:
+                self._trees.setdefault(path, _Pending(now, None))
         self._on_change()
 
     def _add(self, table: dict[str, _Pending], path: str) -> None:
@@ -201,6 +232,8 @@ class _RootHandler(FileSystemEventHandler):
                     self.queue.touch(path)
         elif isinstance(event, (DirCreatedEvent, DirDeletedEvent)):
             path = self._local(event.src_path)
+            if path == self.root and isinstance(event, DirDeletedEvent):
+                self.queue.folder_event(self.root)  # the watch ends with it (rm -rf of the folder)
             if path:
                 self.queue.touch_tree(path)
         elif not event.is_directory:
@@ -233,6 +266,13 @@ class FolderWatcher:
             handler = _RootHandler(folder, self.queue, self.excludes)
             self._watches[folder] = self._observer.schedule(handler, folder, recursive=True, event_filter=_EVENTS)
 
+    def dead(self, folder: str) -> bool:
+        """Whether ``folder`` has a watch that no longer runs (its folder was deleted under it)."""
+        watch = self._watches.get(folder)
+        if watch is None:
+            return False
+        return not any(e.watch == watch and e.is_alive() for e in list(self._observer.emitters))
+
     def unwatch(self, folder: str) -> None:
         watch = self._watches.pop(folder, None)
         if watch is not None:
@@ -240,3 +280,9 @@ class FolderWatcher:
                 self._observer.unschedule(watch)
             except (KeyError, OSError):  # the folder itself is gone: its watch went with it
                 pass
+
+    def rewatch(self, folder: str) -> None:
+        """Watch ``folder`` afresh: the directory under its path may be another one now
+        (re-created, remounted), and the old watch follows the old one or nothing."""
+        self.unwatch(folder)
+        self.watch(folder)

@@ -10,11 +10,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import sqlite3
 import threading
 from pathlib import Path
 
 _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+#: SQLite's result code for "database or disk is full" (the DB-API error carries it; the catalog alone imports sqlite3).
+_SQLITE_FULL = 13
 
 
 def is_disk_full(exc: BaseException) -> bool:
@@ -28,9 +29,7 @@ def is_disk_full(exc: BaseException) -> bool:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
             return True
-        if isinstance(e, sqlite3.Error) and (
-            getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "full" in str(e).lower()
-        ):
+        if getattr(e, "sqlite_errorcode", None) == _SQLITE_FULL or "database or disk is full" in str(e).lower():
             return True
         stack += [getattr(e, "orig", None), e.__cause__, e.__context__]  # SQLAlchemy wraps the DB-API error
     return False

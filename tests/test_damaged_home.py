@@ -118,3 +118,29 @@ def test_a_vector_file_with_flipped_bytes_is_rebuilt_not_trusted(indexed_home):
     finally:
         library.close()
     assert vector_file.read_bytes() != bytes(data)  # rewritten from the catalog
+
+
+def test_a_full_disk_is_one_line_and_the_next_run_finishes_the_job(tmp_path):
+    photos = tmp_path / "photos"
+    singles = write_single_objects(photos)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        home = disk / "home"
+        assert run_clifs(home, "list").returncode == 0  # the catalog exists; then the disk fills up
+        ballast = disk / "ballast"
+        with open(ballast, "wb") as out:
+            try:
+                while True:
+                    out.write(b"\0" * 65536)
+            except OSError:
+                pass
+        _one_line_error(run_clifs(home, "index", str(photos)), "full")
+        ballast.unlink()
+        summary = _json(run_clifs(home, "index", str(photos), "--json", "--no-progress"))[0]
+        assert summary["indexed"] + summary["unchanged"] == len(singles)
+        assert len(_json(run_clifs(home, "list", "--json"))) == len(singles)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from clifs.engine.paths import canonical_folder
+    from indexer.disk_space import free_bytes, is_disk_full
     from indexer.pipeline import Pipeline
 
     roots = [canonical_folder(p) for p in args.paths]
@@ -55,6 +56,15 @@ def run(args: argparse.Namespace) -> int:
         bar.total = len(scan.to_index)
         bar.refresh()
         report = pipeline.index_folders(roots, scan)
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        free = free_bytes(library.settings.home)
+        raise UsageError(
+            f"the disk holding the clifs home {library.settings.home} is full"
+            + (f" ({free // (1 << 20)} MB free)" if free is not None else "")
+            + ": every file committed so far is kept; free some space and run `clifs index` again for the rest"
+        ) from None
     finally:
         bar.close()
         library.close()

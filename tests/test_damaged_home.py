@@ -144,3 +144,12 @@ def test_a_full_disk_is_one_line_and_the_next_run_finishes_the_job(tmp_path):
         assert len(_json(run_clifs(home, "list", "--json"))) == len(singles)
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_search_says_plainly_when_the_catalog_lost_commits(indexed_home):
+    home, _, _ = indexed_home
+    for suffix in ("", "-wal", "-shm"):
+        Path(home, "catalog.sqlite3" + suffix).unlink(missing_ok=True)
+    proc = run_clifs(home, "search", "a red circle")
+    assert proc.returncode == 0, proc.stderr
+    assert "behind its vector file" in proc.stderr and "nothing indexed yet" in proc.stderr

@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         counts = library.catalog.counts()
         if counts["items"] == 0:
+            library.vectors  # noqa: B018 -- loading it tells whether the catalog lost commits its vector file saw
+            for warning in library.warnings:
+                note(warning)
             failed = f" ({counts['failed']} files could not be indexed: see `clifs list --failed`)"
             note("nothing indexed yet: run `clifs index FOLDER`" + (failed if counts["failed"] else ""))
             if args.json:
@@ -94,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         unembedded = counts["items"] - len(library.vectors)
     finally:
         library.close()
+    for warning in library.warnings:
+        note(warning)
     if unembedded > 0:
         print(
             f"clifs: {unembedded} indexed items have no vectors for {library.model.display_name} yet "

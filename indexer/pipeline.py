@@ -18,12 +18,12 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-
-import torch
+from typing import Any
 
 from clifs.engine.catalog import IndexedFile, NewItem
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
+from clifs.engine.models.base import Encoder
 from clifs.engine.paths import canonical_folder
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
@@ -50,7 +50,7 @@ class IndexReport:
 class _Decoded:
     file: DiskFile
     content_hash: str
-    tensors: list[torch.Tensor]
+    tensors: list[Any]  # what the encoder's preprocess gives (a numpy array on the CPU runtime)
     timestamps: list[float | None]
     width: int | None = None
     height: int | None = None
@@ -77,18 +77,22 @@ class Pipeline:
         should_stop: Callable[[], bool] | None = None,
     ):
         self.library = library
-        self.encoder = library.encoder
         self.batch_size = batch_size or library.settings.batch_size
         self.workers = workers or library.settings.decode_workers
         self.on_file = on_file or (lambda f, err: None)
         self.should_stop = should_stop or (lambda: False)
+
+    @property
+    def encoder(self) -> Encoder:
+        """The whole model, loaded when the first file needs decoding: a run with nothing to encode loads none."""
+        return self.library.encoder
 
     # -- scanning ---------------------------------------------------------------------------------
     def scan(self, roots: Iterable[str]) -> ScanResult:
         """New, changed and deleted files; an unchanged file with no vector for this model (indexed
         under another model) counts as changed, so switching models re-embeds and never mixes spaces."""
         total = ScanResult()
-        other_model = set(self.library.catalog.missing_embeddings(self.encoder.model_id))
+        other_model = set(self.library.catalog.missing_embeddings(self.library.model.model_id))
         for root in roots:
             known = self.library.catalog.file_states_under(root)
             for path in other_model & known.keys():
@@ -234,7 +238,7 @@ class Pipeline:
         tensors = [t for d in pending for t in d.tensors]
         vectors = []
         for start in range(0, len(tensors), self.batch_size):
-            vectors.append(self.encoder.encode_images(torch.stack(tensors[start : start + self.batch_size])))
+            vectors.append(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
         flat = [v for chunk in vectors for v in chunk]
         files, cursor = [], 0
         for d in pending:

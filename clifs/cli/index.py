@@ -69,16 +69,19 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         library.close()
         lock.release()
+    encoder = library.loaded_encoder  # None when nothing needed encoding: no model was loaded
+    encoded = encoder.images_encoded if encoder is not None else 0
+    model_name = library.model.display_name
     summary = {
         "indexed": report.added,
         "moved": report.moved,
         "removed": report.removed,
         "unchanged": report.unchanged,
         "items": report.items,
-        "encoded_images": library.encoder.images_encoded,
+        "encoded_images": encoded,
         "failed": [{"path": p, "error": e} for p, e in report.failed],
         "seconds": round(report.seconds, 3),
-        "model": library.encoder.display_name,
+        "model": model_name,
     }
     if args.json:
         print_json([summary])
@@ -86,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"indexed {report.added} files ({report.items} items), moved {report.moved}, removed {report.removed}, "
         f"unchanged {report.unchanged}, failed {len(report.failed)} in {report.seconds:.1f} s "
-        f"[{library.encoder.display_name}; {library.encoder.images_encoded} images encoded]"
+        f"[{model_name}; {encoded} images encoded]"
     )
     for path, error in report.failed:
         print(f"  failed: {printable(path)}: {printable(error)}")

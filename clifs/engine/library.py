@@ -69,6 +69,11 @@ class Library:
         return self._encoder
 
     @property
+    def loaded_encoder(self) -> Encoder | None:
+        """The whole model if something has loaded it, else None (never loads it)."""
+        return self._encoder
+
+    @property
     def model(self) -> TextEncoder:
         """The active model's identity and text side: the whole model once loaded, else its saved text
         tower (no torch), else the whole model is loaded."""

@@ -25,6 +25,7 @@ __all__ = [
     "Encoder",
     "FeatureMap",
     "ModelUnavailable",
+    "OnnxParts",
     "PatchFeatures",
     "TextEncoder",
     "TextTowerExport",
@@ -64,6 +65,26 @@ class TextTowerExport:
     config: dict
     sources: list[Path]  # the files the model was loaded from; the record is valid while they are unchanged
     extra: dict = field(default_factory=dict)  # kind-specific settings, e.g. the tokenizer's
+
+
+@dataclass
+class OnnxParts:
+    """A model's towers as torch modules to export to ONNX, with what runs them without torch: see
+    ``Encoder.onnx_parts`` and clifs.engine.models.onnx_export."""
+
+    #: (B, 3, S, S) float32 pixels -> (B, dim) L2-normalised; None when the image side cannot be exported.
+    image: torch.nn.Module | None
+    #: clifs.engine.models.onnx_runtime.ImagePrep as JSON: what turns an image into those pixels.
+    prep: dict | None
+    #: (B, L) int64 token ids [and attention mask] -> (B, dim) L2-normalised; None when it cannot be exported.
+    text: torch.nn.Module | None
+    #: A ``tokenizers`` JSON that gives the model's token ids, and the onnx_runtime.Tokenizer spec around it.
+    tokenizer_json: str | None
+    tokenizer: dict | None
+    #: The files the model was loaded from; the export is valid while they are unchanged.
+    sources: list[Path]
+    #: "patch" or "map" when ``dense()`` gives features (the torch model is loaded for them), else None.
+    dense: str | None = None
 
 
 class PatchFeatures(ABC):
@@ -121,9 +142,19 @@ class Encoder(TextEncoder):
         """The text side as plain arrays, for searches that skip torch; None when this model has no such export."""
         return None
 
+    def onnx_parts(self) -> OnnxParts | None:
+        """The towers to export for ONNX Runtime (the CPU runtime); None when this model has none."""
+        return None
+
     def dense(self) -> DenseFeatures | None:
         """Features at every image location, for masks and boxes; None when this model has none."""
         return None
+
+    def stack(self, items: list) -> torch.Tensor:
+        """Items from ``preprocess`` -> one batch for ``encode_images``."""
+        import torch
+
+        return torch.stack(items)
 
     def encode_images(self, batch: torch.Tensor) -> np.ndarray:
         """A stacked batch from ``preprocess`` -> (n, dim) float32, L2-normalised."""
@@ -132,9 +163,7 @@ class Encoder(TextEncoder):
         return out
 
     def encode_pil(self, images: list[Image.Image]) -> np.ndarray:
-        import torch
-
-        return self.encode_images(torch.stack([self.preprocess(im) for im in images]))
+        return self.encode_images(self.stack([self.preprocess(im) for im in images]))
 
 
 def pick_device(requested: str = "auto") -> str:

@@ -131,12 +131,12 @@ def test_a_full_disk_is_one_line_and_the_next_run_finishes_the_job(tmp_path):
         home = disk / "home"
         assert run_clifs(home, "list").returncode == 0  # the catalog exists; then the disk fills up
         ballast = disk / "ballast"
-        with open(ballast, "wb") as out:
-            try:
+        try:
+            with open(ballast, "wb", buffering=0) as out:
                 while True:
                     out.write(b"\0" * 65536)
-            except OSError:
-                pass
+        except OSError:  # the disk is full
+            pass
         _one_line_error(run_clifs(home, "index", str(photos)), "full")
         ballast.unlink()
         summary = _json(run_clifs(home, "index", str(photos), "--json", "--no-progress"))[0]

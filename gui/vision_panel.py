@@ -18,7 +18,10 @@ class VisionPanel(QWidget):
         super().__init__(parent)
         self.labels = QLabel()
         self.labels.setWordWrap(True)
-        self.labels.setToolTip("Zero-shot labels: the likeliest names for what this shows, among everyday things")
+        self.labels.setToolTip(
+            "Zero-shot labels: the likeliest names for what this shows, among everyday things. "
+            "A name with “?” does not fit by the model's own measure: it is only a guess."
+        )
         self.where = QLabel()
         self.state = QLabel()
         self.state.setWordWrap(True)
@@ -58,7 +61,12 @@ class VisionPanel(QWidget):
             button.setToolTip(self._unsupported or "")
 
     def set_labels(self, scores: list[LabelScore]) -> None:
-        self.labels.setText("Labels: " + " · ".join(f"{s.label} {s.probability:.0%}" for s in scores))
+        """The labels that fit, then the best guesses marked "?"; "none of these fits" when no label does."""
+        shown = " · ".join(f"{s.label}{'' if s.fits else '?'} {s.probability:.0%}" for s in scores)
+        if scores and not any(s.fits for s in scores):
+            self.labels.setText(f"Labels: none of these fits — best guesses: {shown}")
+        else:
+            self.labels.setText(f"Labels: {shown}")
 
     def set_labels_failed(self, reason: str) -> None:
         self.labels.setText(f"Labels: unavailable ({reason})")

@@ -41,7 +41,7 @@ def test_label_json_sums_to_one_and_reuses_the_stored_embedding(photos):
         home, "-v", "label", str(inside), "--labels", ",".join(names), "--json", "--model", "shapes-vit-tiny"
     )
     rows = _json(proc)
-    assert [set(r) for r in rows] == [{"label", "probability"}] * 3
+    assert [set(r) for r in rows] == [{"label", "probability", "cosine", "fits"}] * 3
     assert {r["label"] for r in rows} == set(names)
     assert sum(r["probability"] for r in rows) == pytest.approx(1.0, abs=1e-5)
     assert "stored embedding" in proc.stderr  # indexed: a matmul, no image pass

@@ -30,7 +30,11 @@ LABEL_PROGRESS_MIN = 1024  # prompts (label x template) worth a progress bar: a 
 def register(sub: argparse._SubParsersAction) -> None:
     from clifs.engine.vision import METHODS, TEMPLATE_SETS
 
-    p = sub.add_parser("label", help="zero-shot labels: what is in this image?")
+    p = sub.add_parser(
+        "label",
+        help="zero-shot labels: what is in this image? (each label says whether it fits; "
+        "'none of these fits' when none does)",
+    )
     p.add_argument("path", help="an image (an indexed file reuses its stored embedding)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--labels", metavar="A,B,C", help="the labels to choose from, comma-separated")
@@ -132,7 +136,7 @@ def _slug(label: str) -> str:
 
 
 def run_label(args: argparse.Namespace) -> int:
-    from clifs.engine.vision.labels import label_embedding
+    from clifs.engine.vision.labels import label_embedding, none_fits
     from clifs.engine.vision.vocabulary import BUILTIN, VocabularyError, default_labels, load_vocabulary
 
     require_file(args.path)
@@ -168,8 +172,10 @@ def run_label(args: argparse.Namespace) -> int:
     if args.json:
         print_json([s.as_dict() for s in scores])
     else:
+        if none_fits(scores):
+            print("none of these fits; best guesses:")
         for s in scores:
-            print(f"{s.probability:6.1%}  {printable(s.label)}")
+            print(f"{s.probability:6.1%}  {printable(s.label)}{'' if s.fits else '  (guess)'}")
     return 0
 
 

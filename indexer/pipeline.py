@@ -25,6 +25,7 @@ from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
 from clifs.engine.models.base import Encoder
 from clifs.engine.paths import canonical_folder
+from clifs.engine.photo_metadata import PhotoMeta, video_metadata
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class _Decoded:
     width: int | None = None
     height: int | None = None
     duration: float | None = None
+    meta: PhotoMeta | None = None
 
 
 @dataclass
@@ -97,7 +99,8 @@ class Pipeline:
             known = self.library.catalog.file_states_under(root)
             for path in other_model & known.keys():
                 del known[path]
-            part = diff(walk(root, self.library.settings.excludes), known)
+            part = diff(walk(root, self.library.settings.excludes, total.skipped_in(root)), known)
+            total.described += self.library.describe_under(root)  # files indexed before clifs read metadata
             total.to_index += part.to_index
             total.unchanged += part.unchanged
             total.deleted += part.deleted
@@ -218,10 +221,12 @@ class Pipeline:
                     video.width,
                     video.height,
                     video.duration,
+                    video_metadata(f.path).with_mtime_fallback(f.mtime),
                 )
-            image = open_image(f.path, self.library.settings.max_image_pixels)
+            image = open_image(f.path, self.library.settings.max_image_pixels, describe=True)
             full = image.info.get("original_size", image.size)
-            return _Decoded(f, h, [self.encoder.preprocess(image)], [None], full[0], full[1])
+            meta = image.info.get("photo_meta", PhotoMeta()).with_mtime_fallback(f.mtime)
+            return _Decoded(f, h, [self.encoder.preprocess(image)], [None], full[0], full[1], meta=meta)
         except MediaError as exc:
             return _Failed(f, str(exc))
         except FileNotFoundError:
@@ -256,6 +261,7 @@ class Pipeline:
                     d.width,
                     d.height,
                     d.duration,
+                    d.meta,
                 )
             )
         self.library.add_files(files)

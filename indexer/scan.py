@@ -10,6 +10,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -32,6 +33,19 @@ class ScanResult:
     to_index: list[DiskFile] = field(default_factory=list)  # new or changed
     unchanged: int = 0
     deleted: list[str] = field(default_factory=list)  # in the catalog, gone from disk
+    #: Files of types clifs does not read, per scanned root, by extension (".txt", ".xmp"; "" for none):
+    #: passed over, neither indexed nor failed.
+    skipped_by_root: dict[str, Counter] = field(default_factory=dict)
+    described: int = 0  # indexed files whose metadata was read for the first time (an upgraded catalog)
+
+    def skipped_in(self, root: str) -> Counter:
+        """The counter ``walk`` fills for ``root``."""
+        return self.skipped_by_root.setdefault(root, Counter())
+
+    @property
+    def skipped(self) -> Counter:
+        """Passed-over files of every root, by extension."""
+        return sum(self.skipped_by_root.values(), Counter())
 
 
 def is_excluded(name: str, patterns: Iterable[str]) -> bool:
@@ -56,8 +70,10 @@ def stat_entry(path: str, kind: str) -> DiskFile | None:
     return DiskFile(path, st.st_size, st.st_mtime, kind)
 
 
-def walk(root: str, excludes: Iterable[str]) -> Iterator[DiskFile]:
-    """Media files under ``root`` (absolute paths), skipping excluded names at any depth."""
+def walk(root: str, excludes: Iterable[str], skipped: Counter | None = None) -> Iterator[DiskFile]:
+    """Media files under ``root`` (absolute paths), skipping excluded names at any depth.
+
+    Other files are passed over; ``skipped`` (when given) counts them by lower-case extension."""
     excludes = tuple(excludes)
     stack = [root]
     while stack:
@@ -76,9 +92,20 @@ def walk(root: str, excludes: Iterable[str]) -> Iterator[DiskFile]:
             except OSError:
                 continue
             kind = kind_of(entry.name)
-            found = stat_entry(entry.path, kind) if kind else None
+            if kind is None:
+                if skipped is not None and _is_file(entry):
+                    skipped[os.path.splitext(entry.name)[1].lower()] += 1
+                continue
+            found = stat_entry(entry.path, kind)
             if found:
                 yield found
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def diff(disk: Iterable[DiskFile], known: dict[str, FileState]) -> ScanResult:

@@ -60,3 +60,86 @@ def test_a_schema_1_catalog_is_upgraded_without_re_embedding(tmp_path):
         assert len(upgraded.item_ids_matching(folder=folder)) == 3
     finally:
         upgraded.close()
+
+
+#: clifs/engine/catalog.py at schema 2 (commit c7ed7ac, the release before photo metadata), kept as text.
+RELEASE_2 = Path(__file__).parent / "data" / "catalog_schema2.py.txt"
+
+
+def _release_2_catalog_module():
+    loader = importlib.machinery.SourceFileLoader("catalog_schema2", str(RELEASE_2))
+    spec = importlib.util.spec_from_loader("catalog_schema2", loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    loader.exec_module(module)
+    return module
+
+
+def test_a_schema_2_catalog_gains_metadata_on_the_next_scan_without_re_embedding(tmp_path, test_encoder):
+    """Files indexed by the schema-2 release (real JPEGs with EXIF dates, real vectors) are upgraded in
+    place; the next `clifs index` reads their dates and cameras and encodes nothing."""
+    import json
+
+    from PIL import Image
+
+    from clifs.engine.config import Settings
+    from clifs.engine.media import content_hash, open_image
+    from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
+    from tests.conftest import run_clifs
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    scenes = [s.image for s in iter_scenes(HELD_OUT_SEED_BASE + 90, 4, 96, n_objects=2)]
+    for i, scene in enumerate(scenes):
+        exif = Image.Exif()
+        exif[0x010F], exif[0x0110] = "Apple", f"iPhone {10 + i}"
+        exif.get_ifd(0x8769)[0x9003] = f"201{i}:07:14 12:00:00"
+        scene.save(photos / f"p{i}.jpg", exif=exif, quality=92)
+    scenes[0].resize((80, 80)).save(photos / "p0_copy.jpg", quality=80)  # a near-duplicate, no EXIF
+
+    old = _release_2_catalog_module()
+    home = tmp_path / "home"
+    settings = Settings.load(home)
+    catalog = old.Catalog(settings.catalog_path)
+    catalog.add_folder(str(photos))
+    files = []
+    for path in sorted(photos.iterdir()):
+        st = path.stat()
+        vector = test_encoder.encode_pil([open_image(path)])[0]
+        files.append(
+            old.IndexedFile(
+                str(path), "image", st.st_size, st.st_mtime, content_hash(path, st.st_size), [old.NewItem(None, vector)]
+            )
+        )
+    catalog.commit_indexed(files, test_encoder.model_id)
+    catalog.close()
+    with sqlite3.connect(settings.catalog_path) as db:
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone() == (2,)
+        before = db.execute("SELECT item_id, vector FROM embeddings ORDER BY item_id").fetchall()
+
+    upgraded = Catalog(settings.catalog_path)
+    try:
+        with sqlite3.connect(settings.catalog_path) as db:
+            assert db.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+        assert SCHEMA_VERSION >= 3
+        assert len(upgraded.undescribed_under(str(photos))) == 5
+    finally:
+        upgraded.close()
+
+    proc = run_clifs(home, "index", str(photos), "--json", "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)[0]
+    assert (summary["indexed"], summary["encoded_images"], summary["unchanged"], summary["described"]) == (0, 0, 5, 5)
+    with sqlite3.connect(settings.catalog_path) as db:
+        assert db.execute("SELECT item_id, vector FROM embeddings ORDER BY item_id").fetchall() == before
+    listed = {Path(e["path"]).name: e for e in json.loads(run_clifs(home, "list", "--json").stdout)}
+    assert listed["p2.jpg"]["taken"] == "2012-07-14T12:00:00" and listed["p2.jpg"]["camera"] == "Apple iPhone 12"
+    assert listed["p0_copy.jpg"]["taken_from"] == "mtime"
+    found = run_clifs(home, "search", "a shape", "--taken-after", "2011", "--taken-before", "2013", "--json")
+    assert {Path(h["path"]).name for h in json.loads(found.stdout)} == {"p1.jpg", "p2.jpg"}
+    # the near-duplicate groups were made from the stored vectors (hashes computed from the files)
+    dupes = run_clifs(home, "duplicates", "--json")
+    assert dupes.returncode == 0, dupes.stderr
+    assert json.loads(dupes.stdout) == [[str(photos / "p0.jpg"), str(photos / "p0_copy.jpg")]]
+    again = json.loads(run_clifs(home, "index", str(photos), "--json", "--no-progress").stdout)[0]
+    assert again["described"] == 0 and again["encoded_images"] == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         bar.total = len(scan.to_index)
         bar.refresh()
         report = pipeline.index_folders(roots, scan)
+        store_skipped(library.catalog, {root: dict(scan.skipped_in(root)) for root in roots})
     except Exception as exc:
         if not is_disk_full(exc):
             raise
@@ -82,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
         "failed": [{"path": p, "error": e} for p, e in report.failed],
         "seconds": round(report.seconds, 3),
         "model": model_name,
+        # files of types clifs does not read, by extension: passed over, neither indexed nor failed
+        "skipped": dict(sorted(scan.skipped.items())),
+        "described": scan.described,
     }
     if args.json:
         print_json([summary])
@@ -93,4 +98,31 @@ def run(args: argparse.Namespace) -> int:
     )
     for path, error in report.failed:
         print(f"  failed: {printable(path)}: {printable(error)}")
+    if scan.described:
+        print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")
+    if scan.skipped:
+        from clifs.cli.listing import format_skipped
+
+        print(format_skipped(dict(scan.skipped)) + " (see `clifs list --skipped`)")
     return 0
+
+
+SKIPPED_KEY = "skipped_extensions"
+
+
+def store_skipped(catalog, by_root: dict[str, dict[str, int]]) -> None:
+    """Keep what this run passed over per folder (for `clifs list --skipped`), replacing older counts."""
+    if catalog.read_only:
+        return
+    stored = stored_skipped(catalog)
+    stored.update(by_root)
+    catalog.set_meta(SKIPPED_KEY, json.dumps(stored, sort_keys=True))
+
+
+def stored_skipped(catalog) -> dict[str, dict[str, int]]:
+    raw = catalog.get_meta(SKIPPED_KEY)
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

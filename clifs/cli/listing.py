@@ -10,6 +10,11 @@ from clifs.cli.common import add_json_option, add_model_option, note, print_json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list indexed files (or only the failures, with reasons)")
     p.add_argument("--failed", action="store_true", help="only files that could not be indexed")
+    p.add_argument(
+        "--skipped",
+        action="store_true",
+        help="how many files of which extensions the last `clifs index` of each folder passed over (types clifs does not read)",
+    )
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -20,11 +25,17 @@ def run(args: argparse.Namespace) -> int:
     from clifs.engine.config import Settings
 
     catalog = Catalog(Settings.load().catalog_path)
+    if args.skipped:
+        return _skipped(catalog, args)
     rows = []
     for f, items in catalog.list_files(failed_only=args.failed):
         entry = {"path": f.path, "kind": f.kind, "items": items, "status": f.status}
         if f.status == "failed":
             entry["error"] = f.error
+        else:
+            entry["taken"] = f.taken
+            entry["taken_from"] = f.taken_from
+            entry["camera"] = f.camera
         rows.append(entry)
     counts = catalog.counts() if not rows else None
     catalog.close()
@@ -40,3 +51,33 @@ def run(args: argparse.Namespace) -> int:
         detail = f"failed: {printable(r['error'])}" if r["status"] == "failed" else f"{r['items']} item(s)"
         print(f"{r['kind']:5}  {printable(r['path'])}  ({detail})")
     return 0
+
+
+def _skipped(catalog, args: argparse.Namespace) -> int:
+    """What the last `clifs index` of each folder passed over, by extension."""
+    from clifs.cli.index import stored_skipped
+
+    by_folder = stored_skipped(catalog)
+    catalog.close()
+    rows = [
+        {"folder": folder, "extension": ext, "files": n}
+        for folder, counts in sorted(by_folder.items())
+        for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    ]
+    if args.json:
+        print_json(rows)
+        return 0
+    if not rows:
+        note("no files were passed over (or no folder has been indexed with `clifs index` yet)")
+    for folder in sorted(by_folder):
+        print(f"{printable(folder)}: {format_skipped(by_folder[folder])}")
+    return 0
+
+
+def format_skipped(counts: dict[str, int]) -> str:
+    """ "12 files passed over: .txt 7, .xmp 4, (no extension) 1"."""
+    total = sum(counts.values())
+    parts = ", ".join(
+        f"{ext or '(no extension)'} {n}" for ext, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    return f"{total} file{'s' if total != 1 else ''} passed over (types clifs does not read): {parts}"

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "clifs.cli.index",
     "clifs.cli.search",
     "clifs.cli.listing",
+    "clifs.cli.duplicates",
     "clifs.cli.watch",
     "clifs.cli.gui",
     "clifs.cli.vision",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from clifs.cli.common import (
@@ -38,6 +39,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--min-score", type=number(-1.0, 1.0, meaning=COSINE), help="drop hits whose cosine is below this (-1 to 1)"
     )
     p.add_argument(
+        "--taken-after",
+        type=date_option,
+        metavar="DATE",
+        help="only photos taken on or after DATE (2019, 2019-07, 2019-07-14; the file's date when it records none)",
+    )
+    p.add_argument(
+        "--taken-before",
+        type=date_option,
+        metavar="DATE",
+        help="only photos taken before DATE begins (--taken-after 2019-07 --taken-before 2019-08 is July 2019)",
+    )
+    p.add_argument(
+        "--camera", metavar="TEXT", help='only photos from a camera whose name holds TEXT (any case: "iphone")'
+    )
+    p.add_argument(
+        "--sort",
+        choices=["score", "taken"],
+        default="score",
+        help="order of the hits that pass the cut-offs: by score (default) or by date taken, oldest first",
+    )
+    p.add_argument(
+        "--all-copies",
+        action="store_true",
+        help="list every near-duplicate copy as its own hit (default: one hit per group, the others in 'duplicates')",
+    )
+    p.add_argument(
         "--relative",
         type=number(0.0, meaning="a margin below the best score is 0 or more"),
         metavar="MARGIN",
@@ -46,6 +73,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run)
+
+
+def date_option(text: str) -> str:
+    """An argparse ``type=`` for --taken-after/--taken-before: an ISO date, checked here so a typo is exit 2."""
+    from clifs.engine.photo_metadata import date_bound
+
+    try:
+        date_bound(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.strip()
 
 
 def format_timestamp(seconds: float) -> str:
@@ -62,6 +100,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give a TEXT query, --image PATH, or both")
     if args.negative is not None and not args.negative.strip():
         raise UsageError("--not needs some text to push the results away from")
+    if args.camera is not None and not args.camera.strip():
+        raise UsageError("--camera needs some text of the camera's name, e.g. --camera iphone")
+    if args.taken_after and args.taken_before:
+        from clifs.engine.photo_metadata import date_bound
+
+        if date_bound(args.taken_after) >= date_bound(args.taken_before):
+            raise UsageError(
+                f"--taken-after {args.taken_after} is not earlier than --taken-before {args.taken_before}: no date "
+                "lies between them (before means before that date begins: --taken-after 2019-07 --taken-before "
+                "2019-08 is July)"
+            )
     if args.image:
         require_file(args.image, "query image")
     from clifs.engine.media import MediaError
@@ -85,9 +134,15 @@ def run(args: argparse.Namespace) -> int:
             "image_weight": args.image_weight,
             "folder": args.folder,
             "kind": args.kind,
+            "taken_after": args.taken_after,
+            "taken_before": args.taken_before,
+            "camera": args.camera,
+            "all_copies": args.all_copies,
         }
         try:
-            hits = library.search(top=args.top, min_score=args.min_score, max_below_best=args.relative, **query)
+            hits = library.search(
+                top=args.top, min_score=args.min_score, max_below_best=args.relative, sort=args.sort, **query
+            )
             best = None
             if not hits and (args.min_score is not None or args.relative is not None):
                 uncut = library.search(top=1, **query)  # what the cut-offs removed, to say so
@@ -114,8 +169,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"(model: {library.model.display_name})")
     for h in hits:
         where = f" @ {format_timestamp(h.timestamp)}" if h.timestamp is not None else ""
-        print(f"{h.score:.3f}  {printable(h.path)}{where}")
+        taken = f"  [{format_taken(h.taken, h.taken_from)}]" if args.sort == "taken" else ""
+        extra = ""
+        if h.same_shot:
+            extra += "  (+ " + ", ".join(printable(os.path.basename(p)) for p in h.same_shot) + ")"
+        if h.duplicates:
+            extra += f"  (+{len(h.duplicates)} similar)"
+        print(f"{h.score:.3f}  {printable(h.path)}{where}{taken}{extra}")
     return 0
+
+
+def format_taken(taken: str | None, source: str | None) -> str:
+    if not taken:
+        return "date unknown"
+    return taken.replace("T", " ") + (" (file date)" if source == "mtime" else "")
 
 
 def _no_results(args: argparse.Namespace, best: float | None) -> str:
@@ -128,10 +195,23 @@ def _no_results(args: argparse.Namespace, best: float | None) -> str:
         message += f" among {args.kind}s"
     if args.folder:
         message += f" under {args.folder}"
+    if args.camera:
+        message += f" from a camera named like '{args.camera}'"
+    if args.taken_after or args.taken_before:
+        span = " ".join(
+            part
+            for part in (
+                f"on or after {args.taken_after}" if args.taken_after else "",
+                "and" if args.taken_after and args.taken_before else "",
+                f"before {args.taken_before}" if args.taken_before else "",
+            )
+            if part
+        )
+        message += f" taken {span}"
     if best is not None:
         cuts = (("--min-score", args.min_score), ("--relative", args.relative))
         active = " and ".join(f"{name} {value:g}" for name, value in cuts if value is not None)
         message += f": the best score, {best:.3f}, is cut off by {active}"
-    elif args.folder or args.kind:
+    elif args.folder or args.kind or args.camera or args.taken_after or args.taken_before:
         message += " (no indexed file matches these filters)"
     return message

@@ -41,10 +41,11 @@ from sqlalchemy.types import TypeDecorator
 
 from clifs.engine.errors import CatalogError
 from clifs.engine.paths import folder_prefix, is_under
+from clifs.engine.photo_metadata import PhotoMeta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: SQLite's words for a file that is not (or no longer) a database it can read.
 _DAMAGE = ("malformed", "not a database", "file is encrypted", "unable to open database file", "disk i/o error")
 
@@ -103,6 +104,23 @@ class File(Base):
     height: Mapped[int | None] = mapped_column(Integer, default=None)
     duration: Mapped[float | None] = mapped_column(Float, default=None)  # seconds, videos only
     indexed_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # -- schema 3: what the file says about itself (clifs.engine.photo_metadata) -------------------
+    #: 1 once the metadata was read; NULL for a file indexed before clifs read it (read on the next scan).
+    described: Mapped[int | None] = mapped_column(Integer, default=None)
+    taken: Mapped[str | None] = mapped_column(String, default=None)  # ISO 8601 wall clock, "+hh:mm" when known
+    taken_at: Mapped[float | None] = mapped_column(Float, default=None)  # that wall clock as seconds (UTC-read)
+    taken_from: Mapped[str | None] = mapped_column(String, default=None)  # "exif" | "raw" | "video" | "mtime"
+    camera_make: Mapped[str | None] = mapped_column(String, default=None)
+    camera_model: Mapped[str | None] = mapped_column(String, default=None)
+    camera: Mapped[str | None] = mapped_column(String, default=None)  # make and model as one name
+    latitude: Mapped[float | None] = mapped_column(Float, default=None)
+    longitude: Mapped[float | None] = mapped_column(Float, default=None)
+    phash: Mapped[int | None] = mapped_column(Integer, default=None)  # 64-bit perceptual hash, signed
+    dup_group: Mapped[int | None] = mapped_column(Integer, default=None)  # near-duplicate group (a file id)
+    __table_args__ = (
+        Index("ix_files_taken_at", "taken_at"),
+        Index("ix_files_dup_group", "dup_group"),
+    )
 
 
 class Item(Base):
@@ -135,6 +153,28 @@ class Tombstone(Base):
 MIGRATIONS: dict[int, Iterable[str]] = {
     # Paths become the OS's bytes (FsPath); a column's declared type does not bind what SQLite stores.
     1: ["UPDATE files SET path = CAST(path AS BLOB)", "UPDATE folders SET path = CAST(path AS BLOB)"],
+    # Photo metadata and near-duplicate groups: new columns, all NULL, so every file counts as not yet
+    # described and its metadata is read on the next scan (no decoding, no re-embedding).
+    2: [
+        *(
+            f"ALTER TABLE files ADD COLUMN {column}"
+            for column in (
+                "described INTEGER",
+                "taken VARCHAR",
+                "taken_at FLOAT",
+                "taken_from VARCHAR",
+                "camera_make VARCHAR",
+                "camera_model VARCHAR",
+                "camera VARCHAR",
+                "latitude FLOAT",
+                "longitude FLOAT",
+                "phash INTEGER",
+                "dup_group INTEGER",
+            )
+        ),
+        "CREATE INDEX IF NOT EXISTS ix_files_taken_at ON files (taken_at)",
+        "CREATE INDEX IF NOT EXISTS ix_files_dup_group ON files (dup_group)",
+    ],
 }
 
 
@@ -169,6 +209,7 @@ class IndexedFile:
     width: int | None = None
     height: int | None = None
     duration: float | None = None
+    meta: PhotoMeta | None = None  # None: not read (the next scan reads it)
 
 
 @dataclass
@@ -181,6 +222,42 @@ class ItemInfo:
     mtime: float
     width: int | None
     height: int | None
+    taken: str | None = None
+    taken_at: float | None = None
+    taken_from: str | None = None
+    camera: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    dup_group: int | None = None
+
+
+@dataclass
+class ImageFacts:
+    """What choosing the best copy of a near-duplicate group, and confirming it, needs to know."""
+
+    file_id: int
+    path: str
+    size: int
+    mtime: float
+    width: int | None
+    height: int | None
+    taken_at: float | None
+    phash: int | None
+
+
+def _meta_columns(meta: PhotoMeta) -> dict:
+    return {
+        "described": 1,
+        "taken": meta.taken,
+        "taken_at": meta.taken_at,
+        "taken_from": meta.taken_from,
+        "camera_make": meta.camera_make,
+        "camera_model": meta.camera_model,
+        "camera": meta.camera,
+        "latitude": meta.latitude,
+        "longitude": meta.longitude,
+        "phash": meta.phash,
+    }
 
 
 def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -413,6 +490,7 @@ class Catalog:
                     width=f.width,
                     height=f.height,
                     duration=f.duration,
+                    **(_meta_columns(f.meta) if f.meta is not None else {}),
                 )
                 s.add(row)
                 s.flush()
@@ -580,7 +658,21 @@ class Catalog:
                 chunk = item_ids[start : start + 900]
                 rows = s.execute(
                     select(
-                        Item.id, File.path, File.kind, Item.timestamp, File.size, File.mtime, File.width, File.height
+                        Item.id,
+                        File.path,
+                        File.kind,
+                        Item.timestamp,
+                        File.size,
+                        File.mtime,
+                        File.width,
+                        File.height,
+                        File.taken,
+                        File.taken_at,
+                        File.taken_from,
+                        File.camera,
+                        File.latitude,
+                        File.longitude,
+                        File.dup_group,
                     )
                     .join(File, File.id == Item.file_id)
                     .where(Item.id.in_(chunk))
@@ -595,9 +687,22 @@ class Catalog:
         kind: str | None = None,
         modified_after: float | None = None,
         modified_before: float | None = None,
+        taken_after: float | None = None,
+        taken_before: float | None = None,
+        camera: str | None = None,
     ) -> np.ndarray:
-        """Ids of items that pass the search filters, for a FAISS id selector."""
+        """Ids of items that pass the search filters, for a FAISS id selector.
+
+        ``taken_*`` compare the wall-clock seconds of ``File.taken_at``; ``camera`` is a
+        case-insensitive piece of the camera's name ("iphone", "EOS 5D")."""
         q = select(Item.id).join(File, File.id == Item.file_id)
+        if taken_after is not None:
+            q = q.where(File.taken_at >= taken_after)
+        if taken_before is not None:
+            q = q.where(File.taken_at < taken_before)
+        if camera:
+            pattern = "%" + camera.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            q = q.where(File.camera.ilike(pattern, escape="\\"))
         if folder:
             q = q.where(_under(File.path, folder))
         if kind:
@@ -608,6 +713,185 @@ class Catalog:
             q = q.where(File.mtime <= modified_before)
         with self.session() as s:
             return np.fromiter(s.scalars(q), dtype=np.int64)
+
+    # -- photo metadata (schema 3) ---------------------------------------------------------------
+    def undescribed_under(self, folder: str) -> list[tuple[str, str, float]]:
+        """(path, kind, mtime) of indexed files under ``folder`` whose metadata was never read."""
+        with self.session() as s:
+            rows = s.execute(
+                select(File.path, File.kind, File.mtime).where(
+                    _under(File.path, folder), File.status == "ok", File.described.is_(None)
+                )
+            )
+            return [(r.path, r.kind, r.mtime) for r in rows]
+
+    def describe(self, metas: list[tuple[str, PhotoMeta]]) -> None:
+        """Store what files say about themselves (dates, camera, position) in one transaction."""
+        if not metas:
+            return
+        with self.write() as (s, _):
+            for path, meta in metas:
+                values = _meta_columns(meta)
+                if meta.phash is None:
+                    values.pop("phash")  # keep a hash already computed
+                s.execute(update(File).where(File.path == path).values(**values))
+
+    def cameras(self) -> list[tuple[str, int]]:
+        """(camera name, number of files) of the cameras the catalog knows, most used first."""
+        with self.session() as s:
+            n = func.count(File.id)
+            rows = s.execute(
+                select(File.camera, n).where(File.camera.is_not(None)).group_by(File.camera).order_by(n.desc())
+            )
+            return [(r[0], r[1]) for r in rows]
+
+    def same_shot(self, path: str) -> list[str]:
+        """Other files of ``path``'s shot: same folder, same name before the extension ("IMG_1.CR2" for
+        "IMG_1.JPG"), by path. A range on the path bytes: ``folder/IMG_1.`` up to ``folder/IMG_1/``."""
+        folder, name = os.path.split(path)
+        stem, ext = os.path.splitext(name)
+        if not stem or not ext:
+            return []
+        low = os.path.join(folder, stem + ".")
+        high = os.path.join(folder, stem + "/")
+        with self.session() as s:
+            rows = s.scalars(
+                select(File.path).where(File.path >= low, File.path < high, File.status == "ok").order_by(File.path)
+            )
+            return [p for p in rows if p != path and "." not in p[len(low) :] and os.sep not in p[len(low) :]]
+
+    # -- near-duplicates (schema 3) -------------------------------------------------------------
+    def image_embeddings(
+        self, model_id: str, dim: int, folder: str | None = None, chunk: int = 50_000
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(file ids, vectors) of every indexed image with a vector for ``model_id`` (an image has one item)."""
+        file_ids: list[np.ndarray] = []
+        vectors: list[np.ndarray] = []
+        last = -1
+        with self.session() as s:
+            while True:
+                q = (
+                    select(Item.id, Item.file_id, Embedding.vector)
+                    .join(Embedding, Embedding.item_id == Item.id)
+                    .join(File, File.id == Item.file_id)
+                    .where(Embedding.model_id == model_id, File.kind == "image", Item.id > last)
+                    .order_by(Item.id)
+                    .limit(chunk)
+                )
+                if folder:
+                    q = q.where(_under(File.path, folder))
+                rows = s.execute(q).all()
+                if not rows:
+                    break
+                file_ids.append(np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows)))
+                vectors.append(blob_to_vectors([r[2] for r in rows], dim))
+                last = int(rows[-1][0])
+        if not file_ids:
+            return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        return np.concatenate(file_ids), np.concatenate(vectors)
+
+    def image_facts(self, file_ids: Iterable[int]) -> dict[int, ImageFacts]:
+        out: dict[int, ImageFacts] = {}
+        ids = [int(i) for i in file_ids]
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                rows = s.execute(
+                    select(
+                        File.id, File.path, File.size, File.mtime, File.width, File.height, File.taken_at, File.phash
+                    ).where(File.id.in_(ids[start : start + 900]), File.kind == "image", File.status == "ok")
+                )
+                out.update((r[0], ImageFacts(*r)) for r in rows)
+        return out
+
+    def file_ids_of_items(self, item_ids: Iterable[int]) -> dict[int, int]:
+        ids = [int(i) for i in item_ids]
+        out: dict[int, int] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                out.update(s.execute(select(Item.id, Item.file_id).where(Item.id.in_(ids[start : start + 900]))).all())
+        return out
+
+    def set_phashes(self, hashes: dict[int, int]) -> None:
+        """Perceptual hashes computed later (files indexed before clifs kept them), by file id."""
+        if not hashes or self.read_only:
+            return
+        with self.write() as (s, _):
+            for file_id, value in hashes.items():
+                s.execute(update(File).where(File.id == file_id).values(phash=value))
+
+    def set_duplicate_groups(self, groups: list[list[int]], model_id: str, scope: str | None = None) -> None:
+        """Replace the stored near-duplicate groups (lists of file ids); ``scope`` None: the whole catalog.
+
+        A group's key is a number of its own (never a file id: SQLite may give a removed file's id to a
+        new file, which must not inherit a group)."""
+        with self.write() as (s, _):
+            clear = update(File).where(File.dup_group.is_not(None))
+            if scope:
+                clear = clear.where(_under(File.path, scope))
+            s.execute(clear.values(dup_group=None))
+            key = (s.execute(select(func.max(File.dup_group))).scalar_one() or 0) + 1
+            for members in groups:
+                for start in range(0, len(members), 900):
+                    s.execute(update(File).where(File.id.in_(members[start : start + 900])).values(dup_group=key))
+                key += 1
+            if scope is None:
+                self._set_meta(s, "duplicates_model", model_id)
+
+    def join_duplicates(self, pairs: list[tuple[int, int]]) -> None:
+        """Put each pair of file ids (a new file, a copy found for it) into one group, merging groups."""
+        if not pairs:
+            return
+        with self.write() as (s, _):
+            for a, b in pairs:
+                groups = dict(s.execute(select(File.id, File.dup_group).where(File.id.in_([a, b]))).all())
+                if a not in groups or b not in groups:
+                    continue  # one was removed meanwhile
+                keys = {g for g in groups.values() if g is not None}
+                if keys:
+                    key = min(keys)
+                else:
+                    key = (s.execute(select(func.max(File.dup_group))).scalar_one() or 0) + 1
+                s.execute(update(File).where(File.id.in_([a, b])).values(dup_group=key))
+                others = [k for k in keys if k != key]
+                if others:
+                    s.execute(update(File).where(File.dup_group.in_(others)).values(dup_group=key))
+
+    def duplicate_members(self, groups: Iterable[int]) -> dict[int, list[ImageFacts]]:
+        """The files of each stored group, by group."""
+        keys = sorted({int(g) for g in groups})
+        out: dict[int, list[ImageFacts]] = {}
+        with self.session() as s:
+            for start in range(0, len(keys), 900):
+                rows = s.execute(
+                    select(
+                        File.dup_group,
+                        File.id,
+                        File.path,
+                        File.size,
+                        File.mtime,
+                        File.width,
+                        File.height,
+                        File.taken_at,
+                        File.phash,
+                    ).where(File.dup_group.in_(keys[start : start + 900]), File.status == "ok")
+                )
+                for r in rows:
+                    out.setdefault(r[0], []).append(ImageFacts(*r[1:]))
+        return out
+
+    # -- small facts ----------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.session() as s:
+            return s.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.write() as (s, _):
+            self._set_meta(s, key, value)
+
+    @staticmethod
+    def _set_meta(s: Session, key: str, value: str) -> None:
+        if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:
+            s.add(Meta(key=key, value=value))
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the main file (without waiting for readers), so the main file

@@ -17,7 +17,7 @@ import numpy as np
 from clifs.engine.catalog import Catalog, IndexedFile
 from clifs.engine.config import Settings
 from clifs.engine.models.base import Encoder, TextEncoder
-from clifs.engine.paths import canonical_file
+from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.search import Hit, Query, Searcher
 from clifs.engine.vectors import VectorIndex
 
@@ -128,10 +128,60 @@ class Library:
 
     # -- writing (the indexer's side) -----------------------------------------------------------------
     def add_files(self, files: list[IndexedFile]) -> None:
-        """Commit embedded files in one transaction, then bring the vector index up to date."""
+        """Commit embedded files in one transaction, then bring the vector index up to date (and new
+        photos into the near-duplicate groups of their copies)."""
         if files:
-            self.catalog.commit_indexed(files, self.encoder.model_id)
+            new_ids = self.catalog.commit_indexed(files, self.encoder.model_id)
             self.vectors.catch_up(self.catalog)
+            self._link_duplicates(files, new_ids)
+
+    def _link_duplicates(self, files: list[IndexedFile], new_ids: list[list[int]]) -> None:
+        from clifs.engine.duplicates import link_new_files
+
+        model_id = self.encoder.model_id
+        if self.catalog.get_meta("duplicates_model") != model_id:
+            return  # no groups for this model yet: the next scan groups the whole library
+        firsts = {ids[0]: f for f, ids in zip(files, new_ids) if ids and f.kind == "image"}
+        owners = self.catalog.file_ids_of_items(firsts)
+        new = {
+            owners[i]: (f.items[0].vector, f.meta.phash if f.meta is not None else None)
+            for i, f in firsts.items()
+            if i in owners
+        }
+        link_new_files(self.catalog, self.vectors, model_id, new, max_pixels=self.settings.max_image_pixels)
+
+    def describe_under(self, folder: str) -> int:
+        """Read the metadata of files under ``folder`` indexed before clifs read it (an upgraded catalog),
+        and group near-duplicates when this model has no groups yet. Returns the files described."""
+        from clifs.engine.photo_metadata import read_metadata
+
+        if self.catalog.read_only:
+            return 0
+        described = 0
+        todo = self.catalog.undescribed_under(folder)
+        for start in range(0, len(todo), 500):
+            chunk = todo[start : start + 500]
+            self.catalog.describe([(path, read_metadata(path, kind, mtime)) for path, kind, mtime in chunk])
+            described += len(chunk)
+        if self.catalog.get_meta("duplicates_model") != self.model.model_id:
+            self.duplicates()
+        return described
+
+    def duplicates(self, folder: str | None = None) -> list[list[str]]:
+        """Groups of near-duplicate photos (under ``folder``), each an array of paths, best copy first
+        (the most pixels, then the oldest). Grouping the whole library also stores it for search."""
+        from clifs.engine.duplicates import find_duplicates
+
+        self.vectors.catch_up(self.catalog)
+        groups = find_duplicates(
+            self.catalog,
+            self.model.model_id,
+            self.model.dim,
+            canonical_folder(folder) if folder else None,
+            store=folder is None,
+            max_pixels=self.settings.max_image_pixels,
+        )
+        return [[f.path for f in group] for group in groups]
 
     def remove_files(self, paths: list[str]) -> int:
         removed = self.catalog.delete_files(paths)

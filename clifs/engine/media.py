@@ -1,20 +1,35 @@
 """Safe media opening: regular files only, EXIF orientation, JPEG draft decoding, a pixel cap.
 
-Every failure becomes a ``MediaError`` whose message a person can read.
+HEIC/HEIF through pillow-heif's Pillow opener, AVIF through Pillow's own plugin, RAW (CR2, CR3, NEF,
+ARW, DNG, RAF, ORF, RW2, PEF) through rawpy (LibRaw): the embedded JPEG preview when it is large
+enough, a half-size demosaic only when there is none. Every failure becomes a ``MediaError`` whose
+message a person can read.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
 import warnings
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+from clifs.engine.photo_metadata import PhotoMeta, from_exif, from_raw
+
+pillow_heif.register_heif_opener()
+
+HEIF_EXTENSIONS = frozenset({".heic", ".heif", ".hif"})
+RAW_EXTENSIONS = frozenset({".cr2", ".cr3", ".nef", ".arw", ".dng", ".raf", ".orf", ".rw2", ".pef"})
+IMAGE_EXTENSIONS = (
+    frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".avif"})
+    | HEIF_EXTENSIONS
+    | RAW_EXTENSIONS
+)
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
 
 # A truncated JPEG must fail, not decode as grey.
@@ -22,6 +37,10 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 #: A real JPEG spends at least one bit on every 8x8 block (a DC code and an end-of-block), so fewer
 #: bytes than pixels / 512 means the scan data stops early and libjpeg would pad it with flat grey.
 JPEG_MIN_BYTES_PER_PIXEL = 1 / 512
+#: Transparent pixels are shown over this mid grey: neither a white nor a black subject vanishes.
+ALPHA_BACKGROUND = (128, 128, 128, 255)
+#: LibRaw's ``sizes.flip`` as the PIL transpose that shows the picture upright.
+_RAW_FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
 
 
 class MediaError(Exception):
@@ -36,6 +55,10 @@ def kind_of(path: str | Path) -> str | None:
     if ext in VIDEO_EXTENSIONS:
         return "video"
     return None
+
+
+def is_raw(path: str | Path) -> bool:
+    return os.path.splitext(str(path))[1].lower() in RAW_EXTENSIONS
 
 
 def check_regular_file(path: str | Path) -> os.stat_result:
@@ -74,9 +97,9 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         im = Image.fromarray(np.clip(arr / peak * 255.0, 0, 255).astype(np.uint8), "L")
     if im.mode == "RGB":
         return im
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
         im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        background = Image.new("RGBA", im.size, ALPHA_BACKGROUND)
         return Image.alpha_composite(background, im).convert("RGB")
     return im.convert("RGB")
 
@@ -89,14 +112,20 @@ def _check_jpeg_size(width: int, height: int, size: int) -> None:
         )
 
 
-def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 256) -> Image.Image:
-    """Decode an image upright in RGB, as small as ``min_side`` allows for JPEGs.
+def open_image(
+    path: str | Path, max_pixels: int = 120_000_000, min_side: int = 256, describe: bool = False
+) -> Image.Image:
+    """Decode an image upright in RGB, as small as ``min_side`` allows for JPEGs, HEICs and RAWs.
 
-    ``draft`` lets libjpeg downscale in the DCT (a 12 MP photo decodes ~5x faster);
-    the pixel cap turns PIL's decompression-bomb warning into an error. The file's own
-    upright (width, height), before any draft scaling, is in ``info["original_size"]``.
+    ``draft`` lets libjpeg downscale in the DCT (a 12 MP photo decodes ~5x faster) and pillow-heif
+    pick an embedded thumbnail that is large enough; the pixel cap turns PIL's decompression-bomb
+    warning into an error. The file's own upright (width, height), before any draft scaling, is in
+    ``info["original_size"]``. With ``describe``, ``info["photo_meta"]`` holds the file's
+    ``PhotoMeta`` (EXIF date, camera, position, and the perceptual hash of the picture).
     """
     st = check_regular_file(path)
+    if is_raw(path):
+        return _open_raw(path, max_pixels, min_side, describe)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -108,11 +137,16 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
                 if im.format == "JPEG":
                     _check_jpeg_size(w, h, st.st_size)
                     im.draft("RGB", (min_side, min_side))
-                im.seek(0)  # first frame of a GIF
+                elif im.format == "HEIF":
+                    im.draft("RGB", (min_side, min_side))  # an embedded thumbnail at least this large
+                im.seek(0)  # first frame of a GIF or an animated WebP
                 im.load()
-                turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                exif = im.getexif()
+                turned = exif.get(0x0112, 1) in (5, 6, 7, 8)
                 rgb = _to_rgb(ImageOps.exif_transpose(im))
                 rgb.info["original_size"] = (h, w) if turned else (w, h)
+                if describe:
+                    rgb.info["photo_meta"] = _described(from_exif(exif), rgb)
                 return rgb
     except MediaError:
         raise
@@ -121,6 +155,76 @@ def open_image(path: str | Path, max_pixels: int = 120_000_000, min_side: int = 
             f"image too large: refused as a possible decompression bomb (limit {max_pixels} pixels)"
         ) from None
     except UnidentifiedImageError:
+        ext = os.path.splitext(str(path))[1].lower()
+        if ext in HEIF_EXTENSIONS or ext == ".avif":
+            raise MediaError(f"corrupt or truncated {ext[1:].upper()} image (its header cannot be read)") from None
         raise MediaError("not an image PIL can read (unknown or corrupt format)") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise MediaError(f"corrupt or truncated image: {exc}") from None
+    except (OSError, SyntaxError, ValueError, EOFError, RuntimeError) as exc:
+        # pillow-heif reports a damaged HEIC as a ValueError or RuntimeError from libheif
+        raise MediaError(f"corrupt or truncated image: {str(exc).strip()}") from None
+
+
+def _described(meta: PhotoMeta, image: Image.Image) -> PhotoMeta:
+    from dataclasses import replace
+
+    from clifs.engine.image_hash import perceptual_hash
+
+    return replace(meta, phash=perceptual_hash(image))
+
+
+def _open_raw(path: str | Path, max_pixels: int, min_side: int, describe: bool) -> Image.Image:
+    """A RAW photo upright: its embedded JPEG preview when at least ``min_side`` on its short side
+    (``info["raw_decode"] = "preview"``), else LibRaw's half-size demosaic (``"demosaic"``)."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+            if sizes.width * sizes.height > max_pixels:
+                raise MediaError(f"image too large ({sizes.width}x{sizes.height} pixels; the limit is {max_pixels})")
+            turned = sizes.flip in (5, 6)
+            image, how = _raw_preview(raw, min_side, sizes.flip), "preview"
+            if image is None:
+                rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
+                image, how = Image.fromarray(rgb, "RGB"), "demosaic"
+            image.info["original_size"] = (sizes.height, sizes.width) if turned else (sizes.width, sizes.height)
+            image.info["raw_decode"] = how
+            if describe:
+                image.info["photo_meta"] = _described(from_raw(raw, path), image)
+            return image
+    except MediaError:
+        raise
+    except rawpy.LibRawFileUnsupportedError:
+        raise MediaError("not a RAW file LibRaw can read (unsupported camera or corrupt file)") from None
+    except (rawpy.LibRawError, rawpy.NotSupportedError) as exc:
+        raise MediaError(f"corrupt or truncated RAW file: {exc}") from None
+    except MemoryError:
+        raise MediaError("RAW file too large to decode in memory") from None
+
+
+def _raw_preview(raw, min_side: int, flip: int) -> Image.Image | None:
+    """The embedded preview, upright, when it is large enough; None when it is missing or too small."""
+    import rawpy
+
+    try:
+        thumb = raw.extract_thumb()
+    except (rawpy.LibRawError, rawpy.NotSupportedError):
+        return None
+    try:
+        if thumb.format == rawpy.ThumbFormat.JPEG:
+            im = Image.open(io.BytesIO(thumb.data))
+            if min(im.size) < min_side:
+                return None
+            im.draft("RGB", (min_side, min_side))
+            im.load()
+            own = im.getexif().get(0x0112, 1)
+            upright = ImageOps.exif_transpose(im) if own != 1 else _flipped(im, flip)
+            return _to_rgb(upright)
+        im = Image.fromarray(thumb.data)
+        return _to_rgb(_flipped(im, flip)) if min(im.size) >= min_side else None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        return None  # a damaged preview: demosaic the sensor data instead
+
+
+def _flipped(im: Image.Image, flip: int) -> Image.Image:
+    return im.transpose(_RAW_FLIP[flip]) if flip in _RAW_FLIP else im

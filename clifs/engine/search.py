@@ -6,12 +6,17 @@
 2. Filters (folder, kind, dates) become a set of allowed item ids, and FAISS
    searches among those only, so a narrow filter still fills the page.
 3. Video frames collapse to one hit per video at its best moment; the next
-   best moments of the same video ride along.
-4. Cut-offs: an absolute floor on the cosine and a margin below the best hit.
+   best moments of the same video ride along. A RAW and a JPEG of one shot
+   (same folder, same name) are one hit; near-duplicate copies of a photo
+   (clifs.engine.duplicates) are one hit listing the others, unless
+   ``all_copies``.
+4. Cut-offs: an absolute floor on the cosine and a margin below the best hit;
+   then, with ``sort="taken"``, the hits that remain in date order.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -21,11 +26,15 @@ import numpy as np
 from PIL import Image
 
 from clifs.engine.catalog import Catalog, ItemInfo
+from clifs.engine.duplicates import best_first
 from clifs.engine.media import open_image
 from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.paths import canonical_file, canonical_folder
+from clifs.engine.photo_metadata import date_bound
 from clifs.engine.vectors import VectorIndex
+
+SORTS = ("score", "taken")
 
 
 @dataclass
@@ -47,9 +56,20 @@ class Hit:
     mtime: float = 0.0
     width: int | None = None
     height: int | None = None
+    taken: str | None = None  # ISO 8601 wall clock where it was taken ("+hh:mm" when known), or None
+    taken_from: str | None = None  # "exif" | "raw" | "video" | "mtime" (the file's date, a fallback)
+    camera: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    duplicates: list[str] = field(default_factory=list)  # the other copies of this photo, best copy first
+    same_shot: list[str] = field(default_factory=list)  # the other files of this shot (its RAW or its JPEG)
+    taken_at: float | None = None  # ``taken`` as wall-clock seconds, for sorting
+    dup_group: int | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out.pop("taken_at")
+        out.pop("dup_group")
         out["score"] = round(float(self.score), 6)
         out["moments"] = [{"timestamp": m.timestamp, "score": round(float(m.score), 6)} for m in self.moments]
         if self.timestamp is None:
@@ -69,9 +89,26 @@ class Query:
     kind: str | None = None  # "image" | "video"
     modified_after: float | None = None
     modified_before: float | None = None
+    #: When it was taken: "2019", "2019-07", "2019-07-14", a date, or wall-clock seconds. As in a mail search,
+    #: after is "on or after the start of", before is "before the start of": after 2019-07, before 2019-08 is July.
+    taken_after: str | float | dt.date | None = None
+    taken_before: str | float | dt.date | None = None
+    camera: str | None = None  # a piece of the camera's name, any case ("iphone", "EOS 5D")
     min_score: float | None = None  # absolute floor on the cosine
     max_below_best: float | None = None  # drop hits more than this below the best score
     moments_per_video: int = 5
+    sort: str = "score"  # or "taken": the hits that pass the cut-offs, oldest first, undated last
+    all_copies: bool = False  # list every near-duplicate copy as its own hit
+
+    def has_filters(self) -> bool:
+        return bool(
+            self.folder
+            or self.kind
+            or self.camera
+            or any(
+                v is not None for v in (self.modified_after, self.modified_before, self.taken_after, self.taken_before)
+            )
+        )
 
     def is_empty(self) -> bool:
         return not (self.text and self.text.strip()) and self.image is None
@@ -135,13 +172,27 @@ class Searcher:
     def search(self, query: Query) -> list[Hit]:
         if query.is_empty():
             return []
+        if query.sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}, not {query.sort!r}")
+        taken_after = date_bound(query.taken_after)
+        taken_before = date_bound(query.taken_before)
         vec = self.query_vector(query)
         allowed = None
-        if query.folder or query.kind or query.modified_after is not None or query.modified_before is not None:
+        if query.has_filters():
             folder = canonical_folder(query.folder) if query.folder else None
-            allowed = self.catalog.item_ids_matching(folder, query.kind, query.modified_after, query.modified_before)
-        hits = self._collapsed(vec, query, allowed)
-        return _apply_cutoffs(hits, query)
+            allowed = self.catalog.item_ids_matching(
+                folder,
+                query.kind,
+                query.modified_after,
+                query.modified_before,
+                taken_after=taken_after,
+                taken_before=taken_before,
+                camera=query.camera,
+            )
+        hits = _apply_cutoffs(self._collapsed(vec, query, allowed), query)
+        if query.sort == "taken":
+            hits.sort(key=lambda h: (h.taken_at is None, h.taken_at or 0.0))
+        return hits
 
     def _stored_vectors(self, ids: np.ndarray) -> np.ndarray:
         return self.catalog.vectors_of(ids, self.vectors.model_id, self.vectors.dim)
@@ -152,10 +203,32 @@ class Searcher:
         while True:
             scores, ids = self.vectors.search(vec, k, allowed, stored=self._stored_vectors)
             hits = _group_by_file(scores, ids, self.catalog.item_infos(ids.tolist()), query.moments_per_video)
+            hits = self._fold_copies(hits, query.all_copies)
             exhausted = len(ids) < k
             if len(hits) >= query.top or exhausted:
                 return hits[: query.top]
             k *= 4
+
+    def _fold_copies(self, hits: list[Hit], all_copies: bool) -> list[Hit]:
+        """One hit per shot (a RAW beside its JPEG) and, unless ``all_copies``, per near-duplicate group."""
+        out: list[Hit] = []
+        folded: set[str] = set()
+        groups_seen: set[int] = set()
+        groups = {h.dup_group for h in hits if h.dup_group is not None} if not all_copies else set()
+        members = self.catalog.duplicate_members(groups) if groups else {}
+        for hit in hits:
+            if hit.path in folded or (hit.dup_group is not None and hit.dup_group in groups_seen):
+                continue
+            if hit.kind == "image":
+                hit.same_shot = self.catalog.same_shot(hit.path)
+                folded.update(hit.same_shot)
+            if hit.dup_group is not None and not all_copies:
+                groups_seen.add(hit.dup_group)
+                copies = [m for m in members.get(hit.dup_group, []) if m.path != hit.path]
+                hit.duplicates = [m.path for m in best_first(copies) if m.path not in folded]
+                folded.update(hit.duplicates)
+            out.append(hit)
+        return out
 
 
 def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInfo], moments: int) -> list[Hit]:
@@ -176,6 +249,13 @@ def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInf
                 mtime=info.mtime,
                 width=info.width,
                 height=info.height,
+                taken=info.taken,
+                taken_from=info.taken_from,
+                camera=info.camera,
+                latitude=info.latitude,
+                longitude=info.longitude,
+                taken_at=info.taken_at,
+                dup_group=info.dup_group,
             )
         elif info.timestamp is not None and len(hit.moments) < moments:
             hit.moments.append(Moment(info.timestamp, score, item_id))

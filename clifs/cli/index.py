@@ -17,6 +17,7 @@ from clifs.cli.common import (
     printable,
 )
 from clifs.cli.main import UsageError
+from clifs.cli.text import add_ocr_option, ocr_summary, print_ocr_report, run_ocr_pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=number(1, integer=True), help="images per model batch")
     p.add_argument("--workers", type=number(1, integer=True), help="decode threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_ocr_option(p)
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         bar.total = len(scan.to_index)
         bar.refresh()
         report = pipeline.index_folders(roots, scan)
+        ocr = run_ocr_pass(library, roots, args)  # the second pass: the words in pictures
         store_skipped(library.catalog, {root: dict(scan.skipped_in(root)) for root in roots})
     except Exception as exc:
         if not is_disk_full(exc):
@@ -83,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         "encoded_images": encoded,
         "failed": [{"path": p, "error": e} for p, e in report.failed],
         "seconds": round(report.seconds, 3),
+        "ocr": ocr_summary(ocr),
         "model": model_name,
         # files of types clifs does not read, by extension: passed over, neither indexed nor failed
         "skipped": dict(sorted(scan.skipped.items())),
@@ -98,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for path, error in report.failed:
         print(f"  failed: {printable(path)}: {printable(error)}")
+    print_ocr_report(ocr, library.ocr.version)
     if scan.described:
         print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")
     if scan.skipped:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "clifs.cli.watch",
     "clifs.cli.gui",
     "clifs.cli.vision",
+    "clifs.cli.text",
 ]
 
 

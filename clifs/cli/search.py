@@ -70,6 +70,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="MARGIN",
         help="drop hits more than MARGIN below the best (0 or more)",
     )
+    p.add_argument(
+        "--no-text-boost",
+        action="store_true",
+        help="rank by meaning alone: no boost for pictures whose recognised text holds the query's words",
+    )
     add_model_option(p)
     add_json_option(p)
     p.set_defaults(func=run)
@@ -134,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             "image_weight": args.image_weight,
             "folder": args.folder,
             "kind": args.kind,
+            "text_boost": not args.no_text_boost,
             "taken_after": args.taken_after,
             "taken_before": args.taken_before,
             "camera": args.camera,
@@ -169,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"(model: {library.model.display_name})")
     for h in hits:
         where = f" @ {format_timestamp(h.timestamp)}" if h.timestamp is not None else ""
+        where += f"  [text: {printable(h.text)}]" if h.text else ""
         taken = f"  [{format_taken(h.taken, h.taken_from)}]" if args.sort == "taken" else ""
         extra = ""
         if h.same_shot:

@@ -45,7 +45,7 @@ from clifs.engine.photo_metadata import PhotoMeta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: SQLite's words for a file that is not (or no longer) a database it can read.
 _DAMAGE = ("malformed", "not a database", "file is encrypted", "unable to open database file", "disk i/o error")
 
@@ -149,6 +149,53 @@ class Tombstone(Base):
     generation: Mapped[int] = mapped_column(Integer, index=True)
 
 
+# -- schema 4: words in pictures (clifs.engine.ocr) ------------------------------------------------
+class OcrFile(Base):
+    """Whether a file's text was read, by which engine, and why not: no row means not yet read."""
+
+    __tablename__ = "ocr_files"
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
+    engine: Mapped[str] = mapped_column(String)  # clifs.engine.ocr.engine_version(): a newer one reads again
+    status: Mapped[str] = mapped_column(String)  # "ok" | "failed"
+    error: Mapped[str | None] = mapped_column(String, default=None)
+    lines: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    read_at: Mapped[float] = mapped_column(Float, default=time.time)
+
+
+class OcrLine(Base):
+    """One recognised line of an item (an image, or one kept video frame)."""
+
+    __tablename__ = "ocr_lines"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(String)
+    confidence: Mapped[float] = mapped_column(Float)
+    box: Mapped[str] = mapped_column(String)  # JSON [[x, y] x 4] in the file's pixels
+
+
+#: The full-text index: one row per item with text (rowid = item id) holding its lines in
+#: clifs.engine.ocr_text.normalise()d form (case and accents folded), split into trigrams so CJK
+#: without spaces is found too. An item's row goes with the item (the trigger), as its lines do.
+_OCR_SQL = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS ocr_fts USING fts5(text, tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS ocr_fts_item_gone AFTER DELETE ON items "
+    "BEGIN DELETE FROM ocr_fts WHERE rowid = old.id; END",
+)
+
+
+def _ddl(*tables) -> list[str]:
+    from sqlalchemy.dialects import sqlite as sqlite_dialect
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    dialect = sqlite_dialect.dialect()
+    out = []
+    for table in tables:
+        out.append(str(CreateTable(table).compile(dialect=dialect)))
+        out += [str(CreateIndex(index).compile(dialect=dialect)) for index in table.indexes]
+    return out
+
+
 # Migrations: MIGRATIONS[v] upgrades a catalog at version v to v + 1.
 MIGRATIONS: dict[int, Iterable[str]] = {
     # Paths become the OS's bytes (FsPath); a column's declared type does not bind what SQLite stores.
@@ -175,6 +222,8 @@ MIGRATIONS: dict[int, Iterable[str]] = {
         "CREATE INDEX IF NOT EXISTS ix_files_taken_at ON files (taken_at)",
         "CREATE INDEX IF NOT EXISTS ix_files_dup_group ON files (dup_group)",
     ],
+    # Words in pictures: new tables, empty, so every file counts as not yet read (the OCR pass reads it).
+    3: [*_ddl(OcrFile.__table__, OcrLine.__table__), *_OCR_SQL],
 }
 
 
@@ -229,6 +278,39 @@ class ItemInfo:
     latitude: float | None = None
     longitude: float | None = None
     dup_group: int | None = None
+
+
+@dataclass
+class OcrTodo:
+    """An indexed file whose text is still to be read, with its items (item id, video timestamp)."""
+
+    file_id: int
+    path: str
+    kind: str
+    items: list[tuple[int, float | None]]
+
+
+@dataclass
+class OcrRead:
+    """What the OCR pass read from one file: lines per item id as (text, confidence, box), or why not."""
+
+    file_id: int
+    engine: str
+    items: dict[int, list[tuple[str, float, list[list[int]]]]]
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class OcrState:
+    """A file's OCR record (None where it was never read)."""
+
+    engine: str
+    status: str
+    error: str | None
+    lines: int
+    seconds: float
+    read_at: float
 
 
 @dataclass
@@ -361,6 +443,8 @@ class Catalog:
             ).first()
             if not has_version:
                 Base.metadata.create_all(conn)
+                for statement in _OCR_SQL:
+                    conn.execute(text(statement))
                 conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
                 conn.execute(Meta.__table__.insert().values(key="generation", value="0"))
                 return
@@ -879,6 +963,150 @@ class Catalog:
                     out.setdefault(r[0], []).append(ImageFacts(*r[1:]))
         return out
 
+    # -- words in pictures (schema 4) -------------------------------------------------------------
+    def _ocr_todo_query(self, engine: str, folder: str | None):
+        done = select(OcrFile.file_id).where(OcrFile.engine == engine)
+        q = select(File.id, File.path, File.kind).where(File.status == "ok", File.id.not_in(done))
+        return q.where(_under(File.path, folder)) if folder else q
+
+    def ocr_todo(self, engine: str, folder: str | None = None, limit: int = 32, after: int = 0) -> list[OcrTodo]:
+        """Indexed files (under ``folder``) that ``engine`` has not read yet, oldest first, after file id
+        ``after``; a file another engine read counts as not read."""
+        with self.session() as s:
+            rows = s.execute(
+                self._ocr_todo_query(engine, folder).where(File.id > after).order_by(File.id).limit(limit)
+            ).all()
+            todo = {r.id: OcrTodo(r.id, r.path, r.kind, []) for r in rows}
+            if todo:
+                for item_id, file_id, ts in s.execute(
+                    select(Item.id, Item.file_id, Item.timestamp).where(Item.file_id.in_(list(todo))).order_by(Item.id)
+                ):
+                    todo[file_id].items.append((item_id, ts))
+            return list(todo.values())
+
+    def ocr_todo_count(self, engine: str, folder: str | None = None) -> int:
+        with self.session() as s:
+            return s.execute(
+                select(func.count()).select_from(self._ocr_todo_query(engine, folder).subquery())
+            ).scalar_one()
+
+    def commit_ocr(self, reads: list[OcrRead]) -> int:
+        """Store what was read in ONE transaction (replacing an older engine's reading); a file
+        removed or re-indexed meanwhile is skipped (its new row is read afresh). Returns files stored."""
+        import json
+
+        from clifs.engine.ocr_text import normalise
+
+        stored = 0
+        with self.write() as (s, _):
+            for r in reads:
+                own = set(s.scalars(select(Item.id).where(Item.file_id == r.file_id)))
+                if not own and s.execute(select(File.id).where(File.id == r.file_id)).first() is None:
+                    continue
+                ids = list(own)
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    s.execute(delete(OcrLine).where(OcrLine.item_id.in_(chunk)))
+                    s.execute(text(f"DELETE FROM ocr_fts WHERE rowid IN ({','.join(map(str, chunk))})"))
+                n = 0
+                for item_id, lines in r.items.items():
+                    if item_id not in own or not lines:
+                        continue
+                    s.add_all(
+                        OcrLine(item_id=item_id, text=t, confidence=float(c), box=json.dumps(b)) for t, c, b in lines
+                    )
+                    joined = normalise("\n".join(t for t, _, _ in lines))
+                    if joined:
+                        s.execute(
+                            text("INSERT INTO ocr_fts (rowid, text) VALUES (:id, :t)"), {"id": item_id, "t": joined}
+                        )
+                    n += len(lines)
+                s.execute(delete(OcrFile).where(OcrFile.file_id == r.file_id))
+                s.add(
+                    OcrFile(
+                        file_id=r.file_id,
+                        engine=r.engine,
+                        status="failed" if r.error else "ok",
+                        error=r.error,
+                        lines=n,
+                        seconds=round(r.seconds, 4),
+                        read_at=time.time(),
+                    )
+                )
+                stored += 1
+        return stored
+
+    def text_candidates(self, match: str | None, needles: list[str] = (), limit: int = 20_000) -> list[tuple[int, str]]:
+        """(item id, normalised text) of the items whose text matches the FTS5 expression ``match``,
+        or, without one, holds every one of ``needles`` (a scan: words too short for trigrams)."""
+        with self.session() as s:
+            if match:
+                rows = s.execute(
+                    text("SELECT rowid, text FROM ocr_fts WHERE ocr_fts MATCH :q LIMIT :n"), {"q": match, "n": limit}
+                )
+            elif needles:
+                where = " AND ".join(f"instr(text, :w{i}) > 0" for i in range(len(needles)))
+                params = {f"w{i}": w for i, w in enumerate(needles)} | {"n": limit}
+                rows = s.execute(text(f"SELECT rowid, text FROM ocr_fts WHERE {where} LIMIT :n"), params)
+            else:
+                return []
+            return [(int(r[0]), r[1]) for r in rows]
+
+    def ocr_lines_of(self, item_ids: Iterable[int]) -> dict[int, list[tuple[str, float, list[list[int]]]]]:
+        """The recognised lines of these items, in reading order, by item id (items without text absent)."""
+        import json
+
+        ids = [int(i) for i in item_ids]
+        out: dict[int, list[tuple[str, float, list[list[int]]]]] = {}
+        with self.session() as s:
+            for start in range(0, len(ids), 900):
+                rows = s.execute(
+                    select(OcrLine.item_id, OcrLine.text, OcrLine.confidence, OcrLine.box)
+                    .where(OcrLine.item_id.in_(ids[start : start + 900]))
+                    .order_by(OcrLine.id)
+                )
+                for item_id, t, c, b in rows:
+                    out.setdefault(item_id, []).append((t, c, json.loads(b)))
+        return out
+
+    def ocr_state(self, path: str) -> tuple[OcrState | None, list[tuple[int, float | None]]]:
+        """The OCR record of the indexed file ``path`` and its items (item id, timestamp)."""
+        with self.session() as s:
+            file_id = s.execute(select(File.id).where(File.path == path)).scalar_one_or_none()
+            if file_id is None:
+                return None, []
+            items = [
+                (r[0], r[1])
+                for r in s.execute(select(Item.id, Item.timestamp).where(Item.file_id == file_id).order_by(Item.id))
+            ]
+            row = s.execute(
+                select(
+                    OcrFile.engine, OcrFile.status, OcrFile.error, OcrFile.lines, OcrFile.seconds, OcrFile.read_at
+                ).where(OcrFile.file_id == file_id)
+            ).first()
+            return (OcrState(*row) if row else None), items
+
+    def ocr_counts(self) -> dict[str, int]:
+        """Files read (ok), failed, lines, and items with text."""
+        with self.session() as s:
+            n = lambda status: s.execute(select(func.count()).where(OcrFile.status == status)).scalar_one()  # noqa: E731
+            return {
+                "read": n("ok"),
+                "failed": n("failed"),
+                "lines": s.execute(select(func.count(OcrLine.id))).scalar_one(),
+                "items_with_text": s.execute(text("SELECT count(*) FROM ocr_fts")).scalar_one(),
+            }
+
+    def ocr_failures(self) -> list[tuple[str, str]]:
+        """(path, reason) of the files whose text could not be read."""
+        with self.session() as s:
+            rows = s.execute(
+                select(File.path, OcrFile.error)
+                .join(OcrFile, OcrFile.file_id == File.id)
+                .where(OcrFile.status == "failed")
+            )
+            return [(r[0], r[1] or "") for r in rows]
+
     # -- small facts ----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
@@ -887,6 +1115,27 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as (s, _):
             self._set_meta(s, key, value)
+
+    def record_embedder(self, model_id: str, runtime: str) -> None:
+        """Note that ``runtime`` ("onnxruntime int8", "torch fp16 cuda") made vectors of ``model_id``.
+
+        Vectors of one model id are one space whatever made them; this says what did, for a person or a bench.
+        """
+        import json
+
+        key = f"embedded_by:{model_id}"
+        with self.write() as (s, _):
+            found = s.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+            runtimes = json.loads(found) if found else []
+            if runtime not in runtimes:
+                self._set_meta(s, key, json.dumps([*runtimes, runtime]))
+
+    def embedders(self, model_id: str) -> list[str]:
+        """Every runtime that made vectors of ``model_id``, oldest first (see ``record_embedder``)."""
+        import json
+
+        found = self.get_meta(f"embedded_by:{model_id}")
+        return json.loads(found) if found else []
 
     @staticmethod
     def _set_meta(s: Session, key: str, value: str) -> None:

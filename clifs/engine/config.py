@@ -47,6 +47,10 @@ class Settings:
     decode_workers: int = 2
     torch_threads: int = 0  # 0: let torch decide
     max_image_pixels: int = 120_000_000
+    #: Read the words in pictures (the OCR pass, after the embedding pass); false: never.
+    ocr: bool = True
+    ocr_max_side: int = 960  # the long side, in pixels, a picture is shrunk to before text detection
+    ocr_threads: int = 0  # ONNX Runtime threads for OCR; 0: the cores, up to 4
 
     @property
     def catalog_path(self) -> Path:

@@ -44,6 +44,7 @@ class Library:
         self._vectors: VectorIndex | None = None
         self._searcher: Searcher | None = None
         self._last_save = time.monotonic()
+        self._ocr = None
         if load_model and encoder is None:
             _ = self.model
 
@@ -109,6 +110,15 @@ class Library:
             )
         return self._searcher
 
+    @property
+    def ocr(self):
+        """The OCR engine (``clifs.engine.ocr.OcrEngine``; its models load on first use)."""
+        if self._ocr is None:
+            from clifs.engine.ocr import OcrEngine
+
+            self._ocr = OcrEngine(self.settings.ocr_max_side, self.settings.ocr_threads)
+        return self._ocr
+
     # -- reading --------------------------------------------------------------------------------------
     def search(
         self,
@@ -120,6 +130,13 @@ class Library:
         """Text, image or both; ``filters`` are the other fields of ``clifs.engine.search.Query``."""
         self.vectors.catch_up(self.catalog)  # another process may be indexing
         return self.searcher.search(Query(text=text, image=image, top=top, **filters))
+
+    def text_of(self, path: str | Path) -> list[tuple[float | None, list[tuple[str, float, list[list[int]]]]]]:
+        """What was read in an indexed file: (video timestamp or None, [(text, confidence, box)]) per
+        item with text, in order."""
+        _, items = self.catalog.ocr_state(canonical_file(path))
+        lines = self.catalog.ocr_lines_of(i for i, _ in items)
+        return [(ts, lines[i]) for i, ts in items if i in lines]
 
     def embedding_for(self, path: str | Path) -> np.ndarray | None:
         """The stored embedding of an indexed file (its first item), or None."""

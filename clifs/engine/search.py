@@ -32,6 +32,7 @@ from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.photo_metadata import date_bound
+from clifs.engine.text_search import search_with_text
 from clifs.engine.vectors import VectorIndex
 
 SORTS = ("score", "taken")
@@ -65,9 +66,17 @@ class Hit:
     same_shot: list[str] = field(default_factory=list)  # the other files of this shot (its RAW or its JPEG)
     taken_at: float | None = None  # ``taken`` as wall-clock seconds, for sorting
     dup_group: int | None = None
+    # -- the words in the picture (clifs.engine.text_search) --
+    text: str | None = None  # the recognised lines that hold the query's quoted phrase (or its words)
+    text_boxes: list[dict] = field(default_factory=list)  # {"text", "box": 4 corners in file pixels, "confidence"}
+    recognised: str | None = None  # everything read in this hit's picture (one line per line)
 
     def to_json(self) -> dict:
         out = asdict(self)
+        out.pop("recognised")
+        if self.text is None:
+            out.pop("text")
+            out.pop("text_boxes")
         out.pop("taken_at")
         out.pop("dup_group")
         out["score"] = round(float(self.score), 6)
@@ -97,6 +106,8 @@ class Query:
     min_score: float | None = None  # absolute floor on the cosine
     max_below_best: float | None = None  # drop hits more than this below the best score
     moments_per_video: int = 5
+    text_boost: bool = True  # raise pictures whose recognised text holds the query's words (text_search)
+    only_items: np.ndarray | None = None  # search among these item ids only (quoted phrases)
     sort: str = "score"  # or "taken": the hits that pass the cut-offs, oldest first, undated last
     all_copies: bool = False  # list every near-duplicate copy as its own hit
 
@@ -170,6 +181,10 @@ class Searcher:
         return l2_normalise(vec)
 
     def search(self, query: Query) -> list[Hit]:
+        """Quoted phrases and the text boost (``clifs.engine.text_search``) around the search by meaning."""
+        return search_with_text(self, query)
+
+    def search_by_meaning(self, query: Query) -> list[Hit]:
         if query.is_empty():
             return []
         if query.sort not in SORTS:
@@ -199,6 +214,8 @@ class Searcher:
 
     def _collapsed(self, vec: np.ndarray, query: Query, allowed: np.ndarray | None) -> list[Hit]:
         """Search deep enough that, after folding frames into videos, ``top`` files remain."""
+        if query.only_items is not None:
+            allowed = query.only_items if allowed is None else np.intersect1d(allowed, query.only_items)
         k = query.top * 4 + 16
         while True:
             scores, ids = self.vectors.search(vec, k, allowed, stored=self._stored_vectors)

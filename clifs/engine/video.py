@@ -171,3 +171,32 @@ def read_frame(path: str | Path, timestamp: float) -> Image.Image:
         return Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     finally:
         cap.release()
+
+
+def frames_at(
+    path: str | Path, timestamps: list[float], max_side: int
+) -> Iterator[tuple[Image.Image, tuple[int, int]] | None]:
+    """For each of ``timestamps`` (ascending, as ``sample_frames`` reported them) the frame there,
+    at most ``max_side`` on its long side, with the video's (width, height); None for a time the
+    decoder cannot reach. Raises ``MediaError`` when the video cannot be opened."""
+    import cv2
+
+    check_regular_file(path)
+    cap = cv2.VideoCapture(str(path))
+    try:
+        if not cap.isOpened():
+            raise MediaError(describe_unplayable(path))
+        size = (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        tolerance = 0.5 / fps if fps > 0 else 0.02
+        decoded = _frames_at(cap, timestamps, fps)
+        current = next(decoded, None)
+        for t in timestamps:
+            while current is not None and current[0] < t - tolerance:
+                current = next(decoded, None)
+            if current is None or current[0] > t + max(tolerance, 0.05):
+                yield None
+                continue
+            yield _to_image(current[1], max_side), size
+    finally:
+        cap.release()

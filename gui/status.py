@@ -28,6 +28,10 @@ class StatusPanel(QStatusBar):
         #: "Folder missing: …" for listed folders not on disk (an unplugged drive); their results stay.
         self.missing_label = QLabel()
         self.missing_label.hide()
+        #: The OCR pass, its own progress: "Reading text 12 of 40 · 1.5 files/s".
+        self.text_label = QLabel()
+        self.text_label.setToolTip("Reading the words in pictures, so that quoted searches find them")
+        self.text_label.hide()
         self.pause_button = QPushButton("Pause")
         self.pause_button.setFlat(True)
         self.pause_button.hide()
@@ -38,8 +42,10 @@ class StatusPanel(QStatusBar):
         self.failures_button.hide()
         self.failures_button.clicked.connect(self.failures_clicked)
         self._batch_start: int | None = None
+        self._text_start: int | None = None
         for widget in (
             self.missing_label,
+            self.text_label,
             self.rate_label,
             self.progress,
             self.pause_button,
@@ -72,6 +78,7 @@ class StatusPanel(QStatusBar):
 
     def set_indexer(self, status: IndexerStatus) -> None:
         self._show_missing(status.missing_folders)
+        self._show_text(status)
         working = status.state in WORKING_STATES
         if working and self._batch_start is None:
             self._batch_start = status.done  # the service counts for its lifetime; the bar counts this batch
@@ -104,6 +111,18 @@ class StatusPanel(QStatusBar):
                 self.rate_label.setText("Looking for new and changed files…")
             else:
                 self.rate_label.setText(f"Indexing {done:,} of {total:,} · {status.rate:.1f} files/s")
+
+    def _show_text(self, status: IndexerStatus) -> None:
+        reading = status.reading_text or (status.text_queued > 0 and status.state in ("watching", "idle"))
+        if reading:
+            if self._text_start is None:
+                self._text_start = status.text_done + status.text_failed
+            done = status.text_done + status.text_failed - self._text_start
+            total = done + status.text_queued
+            self.text_label.setText(f"Reading text {done:,} of {total:,} · {status.text_rate:.1f} files/s")
+        else:
+            self._text_start = None
+        self.text_label.setVisible(reading)
 
     def _show_missing(self, folders: list[str]) -> None:
         lines = [missing_folder_line(p) for p in folders]

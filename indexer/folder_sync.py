@@ -168,6 +168,10 @@ class FolderSync:
                 return folder
         return None
 
+    def active_folders(self) -> list[str]:
+        """The listed folders that are active (not paused) and on disk."""
+        return [folder for folder, paused in self._applied.items() if not paused and folder not in self._missing]
+
     def in_active_folder(self, path: str) -> bool:
         """Whether an active folder, present or missing, holds ``path`` (its pending work stays)."""
         return _held(path, self._applied, active_only=True)

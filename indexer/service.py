@@ -33,6 +33,7 @@ from indexer.changes import ChangeTranslator
 from indexer.disk_space import describe, free_bytes, is_disk_full, remove_own_temps
 from indexer.folder_sync import FolderSync
 from indexer.lock import IndexerLock
+from indexer.ocr_pass import OcrPass
 from indexer.pipeline import IndexReport, Pipeline
 from indexer.scan import DiskFile, ScanResult, stat_entry
 from indexer.status import DISK_FULL_STATE, IndexerStatus
@@ -47,6 +48,7 @@ IDLE_SAVE_SECONDS = 30.0  # save a changed vector cache when idle, at most this 
 DISK_POLL_SECONDS = 2.0  # on a full disk, look at the free space this often
 DISK_RETRY_SECONDS = 30.0  # and try writing again this often even if it did not grow (quotas, other filesystems)
 DISK_RESUME_GROWTH = 1 << 20  # or as soon as this much more is free than when the write failed
+OCR_STEP_SECONDS = 2.0  # the OCR pass reads for at most this long before the loop looks for other work
 
 
 class IndexerService:
@@ -90,6 +92,10 @@ class IndexerService:
         self._last_idle_save = 0.0
         self._saved_generation: int | None = None  # None until the vector cache is loaded
         self._disk_full: int | None = None  # the catalog generation when a write failed for want of space
+        # The OCR pass: the lowest priority work, done when nothing else is (see _read_text).
+        self._ocr = OcrPass(library, on_file=self._on_text_read)
+        self._ocr_clean_at: int | None = None  # the catalog generation at which no text was left to read
+        self._ocr_off: str | None = None  # why the OCR engine cannot run here
 
     # -- the public API (any thread) --------------------------------------------------------------
     def start(self) -> None:
@@ -221,6 +227,8 @@ class IndexerService:
         elif self._take_changes() or self._backlog:
             if self._backlog:
                 self._index_chunk()
+        elif self._ocr_due():
+            self._read_text()
         else:
             self._rest()
 
@@ -278,6 +286,7 @@ class IndexerService:
     def _shutdown(self) -> None:
         try:
             self._folders.stop_watching()
+            self._ocr.close()
             try:
                 self.library.flush()
             except OSError as exc:  # a full disk: the catalog holds everything; the next start patches the cache
@@ -286,6 +295,52 @@ class IndexerService:
             self._publisher.publish("stopped", force=True)
             if self._owns_lock and self._lock is not None:
                 self._lock.release()
+
+    # -- the words in pictures (the OCR pass) -----------------------------------------------------
+    def _ocr_due(self) -> bool:
+        """Text left to read in the active folders? Asked only when nothing else is to do, and
+        answered from the catalog only when it changed since the last "no"."""
+        if not self.library.settings.ocr or self._ocr_off:
+            return False
+        generation = self._generation()
+        if generation == self._ocr_clean_at:
+            return False
+        roots = self._folders.active_folders()
+        todo = self._ocr.todo_count(roots) if roots else 0
+        self._publisher.set_text_queued(todo)
+        if not todo:
+            self._ocr_clean_at = generation
+        return todo > 0
+
+    def _read_text(self) -> None:
+        """Read text for a while; any other work (a command, a change, a folder poll) goes first. The
+        state stays what it is at rest ("watching"): the OCR pass shows in the status's ``text_*``."""
+        self._publisher.set_reading_text(True)
+        self._publisher.publish("watching" if self._folders.watching else "idle", force=True)
+        try:
+            report = self._ocr.run(
+                self._folders.active_folders(), should_stop=self._other_work_waits, budget_seconds=OCR_STEP_SECONDS
+            )
+        finally:
+            self._publisher.set_reading_text(False)
+        if report.unavailable:
+            self._ocr_off = report.unavailable
+            self._publisher.set_text_queued(0)
+            self._publisher.error("(text)", f"the words in pictures cannot be read: {report.unavailable}")
+
+    def _other_work_waits(self) -> bool:
+        due = self._changes.next_due()
+        return (
+            self._should_yield()
+            or self._wake.is_set()
+            or bool(self._commands)
+            or bool(self._backlog)
+            or (due is not None and due <= 0)
+            or self._folders.poll_due()
+        )
+
+    def _on_text_read(self, path: str, error: str | None, lines: int) -> None:
+        self._publisher.count_text_read(path, error)
 
     # -- folders ----------------------------------------------------------------------------------
     def _apply_folder_edit(self, edit: Callable[[], object]) -> None:

@@ -29,6 +29,12 @@ class IndexerStatus:
     recent_errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason), newest last
     #: Listed, active folders that are not on disk (an unplugged drive): their files stay in the catalog.
     missing_folders: list[str] = field(default_factory=list)
+    # The OCR pass, its own progress (the state meanwhile is the one at rest: "watching" or "idle").
+    reading_text: bool = False  # the OCR pass is reading now
+    text_queued: int = 0  # indexed files whose words are still to be read
+    text_done: int = 0  # files read (with or without text) since the indexer started
+    text_failed: int = 0
+    text_rate: float = 0.0  # files read per second over the recent window
 
     @property
     def disk_full(self) -> bool:

@@ -53,6 +53,9 @@ class StatusPublisher:
         self._samples: deque[tuple[float, int]] = deque()  # (monotonic time, files done) over the rate window
         self._last_listeners = 0.0
         self._last_file_write = 0.0
+        self._text_queued = 0
+        self._reading_text = False
+        self._text_samples: deque[tuple[float, int]] = deque()  # (monotonic time, files read) for text_rate
 
     def status(self) -> IndexerStatus:
         """A copy of the latest status."""
@@ -70,6 +73,28 @@ class StatusPublisher:
         with self._lock:
             self._status.done += 1
         self.publish(self._status.state, current=path)
+
+    def set_text_queued(self, n: int) -> None:
+        """How many indexed files the OCR pass has still to read."""
+        self._text_queued = n
+
+    def set_reading_text(self, reading: bool) -> None:
+        """The OCR pass starts or stops reading (listeners hear of it at once)."""
+        self._reading_text = reading
+        self.publish(self._status.state, force=True)
+
+    def count_text_read(self, path: str, error: str | None) -> None:
+        """The OCR pass read a file (its failure, with the reason, is an error like any other)."""
+        with self._lock:
+            if error is None:
+                self._status.text_done += 1
+            else:
+                self._status.text_failed += 1
+            self._text_queued = max(0, self._text_queued - 1)
+        if error is None:
+            self.publish(self._status.state)
+        else:
+            self.error(path, f"text could not be read: {error}")
 
     def count_failed(self, path: str, reason: str) -> None:
         with self._lock:
@@ -96,6 +121,11 @@ class StatusPublisher:
                 paused=self._paused(),
                 recent_errors=list(self._errors),
                 missing_folders=list(self._missing_folders()),
+                reading_text=self._reading_text,
+                text_queued=self._text_queued,
+                text_done=old.text_done,
+                text_failed=old.text_failed,
+                text_rate=self._text_rate(old.text_done) if self._reading_text else 0.0,
             )
         now = time.monotonic()
         force = force or state != old.state or new.missing_folders != old.missing_folders
@@ -113,6 +143,15 @@ class StatusPublisher:
         while now - self._samples[0][0] > RATE_WINDOW_SECONDS:
             self._samples.popleft()
         t0, done0 = self._samples[0]
+        return (done - done0) / (now - t0) if now > t0 else 0.0
+
+    def _text_rate(self, done: int) -> float:
+        """Files read per second over the last RATE_WINDOW_SECONDS."""
+        now = time.monotonic()
+        self._text_samples.append((now, done))
+        while now - self._text_samples[0][0] > RATE_WINDOW_SECONDS:
+            self._text_samples.popleft()
+        t0, done0 = self._text_samples[0]
         return (done - done0) / (now - t0) if now > t0 else 0.0
 
     def _tell_listeners(self) -> None:

@@ -88,6 +88,11 @@ class ProgressLine:
             f"{status.state}: {status.done} done, {status.queued} queued, {status.failed} failed, "
             f"{status.rate:.1f} files/s"
         )
+        if status.reading_text:
+            line = (
+                f"reading text: {status.text_done} read, {status.text_queued} queued, {status.text_failed} failed, "
+                f"{status.text_rate:.1f} files/s"
+            )
         if status.current:
             line += f" - {printable(os.path.basename(status.current))}"
         if self.tty:
@@ -237,6 +242,12 @@ def run_status(args: argparse.Namespace) -> int:
         "current": last.get("current") if running else None,
         "paused": bool(last.get("paused")) if running else False,
         "recent_errors": [list(e) for e in last.get("recent_errors", [])],
+        # the OCR pass (the words in pictures): its own progress
+        "reading_text": bool(last.get("reading_text")) if running else False,
+        "text_queued": last.get("text_queued", 0) if running else 0,
+        "text_done": last.get("text_done", 0),
+        "text_failed": last.get("text_failed", 0),
+        "text_rate": last.get("text_rate", 0.0) if running else 0.0,
         "model": last.get("model"),
         "updated": last.get("updated"),
         "catalog": counts,
@@ -256,6 +267,11 @@ def run_status(args: argparse.Namespace) -> int:
         )
         if out["current"]:
             print(f"  current: {printable(out['current'])}")
+        if out["text_queued"] or out["reading_text"]:
+            print(
+                f"  reading text: {out['text_done']} read, {out['text_queued']} queued, {out['text_failed']} failed, "
+                f"{out['text_rate']:.1f} files/s"
+            )
         if str(out["state"]).startswith(DISK_FULL_STATE):
             print(f"  writing waits for free space on the disk holding {settings.home}; nothing is lost")
     else:

@@ -1,6 +1,7 @@
 """Indexing throughput: the whole pipeline vs the model alone, in the same process.
 
     python bench/index_throughput.py [--model ViT-B-32] [--images 48] [--repeats 3] [--threads N]
+                                     [--runtime onnx|torch] [--precision auto|fp32|int8] [--batch 16]
 
 Generates 1920x1080 and 4000x3000 JPEGs (shapes-world scenes upscaled with
 sensor-like noise, so they compress like photos), then measures, medians over
@@ -50,7 +51,7 @@ def time_model_alone(encoder, paths: list[Path], batch: int) -> float:
     tensors = [encoder.preprocess(open_image(p)) for p in paths]
     start = time.perf_counter()
     for i in range(0, len(tensors), batch):
-        encoder.encode_images(torch.stack(tensors[i : i + batch]))
+        encoder.encode_images(encoder.stack(tensors[i : i + batch]))
     return len(tensors) / (time.perf_counter() - start)
 
 
@@ -69,7 +70,7 @@ def time_naive(encoder, paths: list[Path]) -> float:
     start = time.perf_counter()
     for p in paths:
         with Image.open(p) as im:
-            encoder.encode_images(encoder.preprocess(im.convert("RGB")).unsqueeze(0))
+            encoder.encode_images(encoder.stack([encoder.preprocess(im.convert("RGB"))]))
     return len(paths) / (time.perf_counter() - start)
 
 
@@ -92,6 +93,23 @@ def time_decode(path: Path, repeats: int) -> tuple[float, float]:
     return out[0], out[1]
 
 
+def make_encoder(args: argparse.Namespace, work: Path):
+    """Random weights; on "onnx" saved to a file and exported as clifs's first load does, then run as clifs does."""
+    if args.runtime == "torch":
+        return random_init(args.model)
+    import open_clip
+    from safetensors.torch import save_file
+
+    from clifs.engine.models import model_cache
+    from clifs.engine.models.openclip import load
+
+    weights = work / "weights.safetensors"
+    save_file({k: v.contiguous() for k, v in open_clip.create_model(args.model).state_dict().items()}, str(weights))
+    spec = f"{args.model}:{weights}"
+    assert model_cache.store(work / "cache", spec, load(spec, device="cpu"))
+    return model_cache.load(work / "cache", spec, args.precision, args.threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="ViT-B-32")
@@ -99,13 +117,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--threads", type=int, default=0, help="torch / ONNX Runtime threads (0: one per core)")
+    parser.add_argument("--runtime", default="onnx", choices=["onnx", "torch"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"], help="ONNX Runtime's")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    encoder = random_init(args.model)
-    print(f"model {args.model} (random weights), torch threads {torch.get_num_threads()}, batch {args.batch}")
     with tempfile.TemporaryDirectory() as tmp:
+        encoder = make_encoder(args, Path(tmp))
+        how = f"torch threads {torch.get_num_threads()}" if args.runtime == "torch" else getattr(encoder, "runtime", "")
+        print(f"model {args.model} (random weights), {how}, threads {args.threads or 'per core'}, batch {args.batch}")
         for size in ((1920, 1080), (4000, 3000)):
             folder = Path(tmp) / f"{size[0]}x{size[1]}"
             paths = make_jpegs(folder, args.images, size)

@@ -3,8 +3,8 @@
     python bench/query_latency.py [--sizes 10000 100000 1000000] [--queries 50]
 
 This process writes random ViT-B-32 weights to a file, loads them as `clifs`
-would and saves the model's text tower into each size's CLIFS_HOME, as indexing
-does. Then, per size, a fresh process (like `clifs search` or a script using
+would and exports the model's towers to ONNX into each size's CLIFS_HOME, as indexing
+does (the text tower then runs on ONNX Runtime, int8 by default). Then, per size, a fresh process (like `clifs search` or a script using
 ``Library``) fills a real catalog (SQLite) with clustered synthetic 512-d vectors
 and times ``Library.search(text=...)`` (tokenize, encode, FAISS search, re-score,
 metadata fetch): p50/p95 over the queries after one warm-up. Then recall@10 of the
@@ -145,18 +145,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "int8"], help="the text tower's")
     parser.add_argument("--measure", type=Path, metavar="HOME", help=argparse.SUPPRESS)  # the child's side
     args = parser.parse_args()
     if args.measure:
         measure(args.measure, args.sizes[0], args.queries)
         return
-    from clifs.engine.models import text_towers
+    import shutil
+
+    from clifs.engine.models import model_cache
 
     with tempfile.TemporaryDirectory() as tmp:
         spec, encoder = prepare_model(Path(tmp), "ViT-B-32")
+        exported = Path(tmp) / "cache"
+        assert model_cache.store(exported, spec, encoder)  # as indexing does: the towers exported to ONNX
         for n in args.sizes:
             home = Path(tmp) / f"home-{n}"
-            text_towers.store(Settings(home=home).cache_dir, spec, encoder)
+            shutil.copytree(exported, Settings(home=home).cache_dir)
+            (home / "config.toml").write_text(f'precision = "{args.precision}"\n')
             env = dict(os.environ, CLIFS_HOME=str(home), CLIFS_MODEL=spec)
             cmd = [sys.executable, __file__, "--measure", str(home), "--sizes", str(n), "--queries", str(args.queries)]
             subprocess.run(cmd, env=env, check=True)

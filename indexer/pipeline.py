@@ -180,6 +180,8 @@ class Pipeline:
         A video costs a whole batch: its hundreds of frames would otherwise pile up in memory.
         """
         budget = max(2 * self.batch_size, 4 * self.workers)
+        if files:
+            _ = self.encoder  # loaded here, once, before the decode threads use its preprocessing
 
         def cost(f: DiskFile) -> int:
             return self.batch_size if f.kind == "video" else 1

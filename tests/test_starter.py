@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -179,7 +180,7 @@ def test_shipped_class_embeddings_match_the_class_table(enc):
 
 @pytest.mark.slow
 def test_minilm_matches_sentence_transformers(monkeypatch):
-    """Our numpy MiniLM computes what sentence-transformers computes from the same wheel."""
+    """Our MiniLM computes what sentence-transformers computes from the same wheel."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
@@ -190,21 +191,30 @@ def test_minilm_matches_sentence_transformers(monkeypatch):
     np.testing.assert_allclose(ours, reference, atol=1e-5)
 
 
-def test_saved_text_tower_searches_like_the_starter_without_torch(enc, tmp_path):
-    """The starter's text side is saved as a pointer to the MiniLM wheel; loading it needs no torch."""
-    from clifs.engine.models import text_towers
+def test_exported_starter_searches_and_indexes_like_the_starter_without_torch(enc, tmp_path):
+    """The starter's towers (classifier + ConSE head, MiniLM) exported to ONNX; loading them needs no torch.
+    int8 does not keep the starter's quality on the probes, so "auto" runs it in fp32."""
+    from clifs.engine.models import model_cache
 
-    assert text_towers.store(tmp_path, None, enc, fallback_reason="offline")
+    assert model_cache.store(tmp_path, None, enc, fallback_reason="offline")
+    meta = json.loads((model_cache.record_dir(tmp_path, None) / "meta.json").read_text())
+    assert meta["dense"] == "map" and set(meta["towers"]) == {"image", "text"}
+    images = [Image.new("RGB", (300, 200), (200, 30, 30)), *model_cache.probe_images()]
+    for im in images:
+        im.save(tmp_path / f"probe{len(list(tmp_path.glob('probe*')))}.png")
     script = (
-        "import json, sys; from pathlib import Path; from clifs.engine.models import text_towers; "
-        f"t = text_towers.load(Path({str(tmp_path)!r}), None); "
+        "import json, sys; from pathlib import Path; from PIL import Image; from clifs.engine.models import model_cache; "
+        f"p = Path({str(tmp_path)!r}); e = model_cache.load(p, None); t = model_cache.load_text(p, None); "
+        "ims = [Image.open(f).convert('RGB') for f in sorted(p.glob('probe*.png'))]; "
         "print(json.dumps([t.model_id, t.fallback_reason, t.encode_texts(['a cat', 'a red car']).tolist(), "
-        "'torch' in sys.modules]))"
+        "e.encode_pil(ims).tolist(), e.precision, 'torch' in sys.modules]))"
     )
-    import json
     import subprocess
 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
-    model_id, reason, vectors, imported_torch = json.loads(out.stdout)
+    model_id, reason, vectors, image_vectors, precision, imported_torch = json.loads(out.stdout)
     assert model_id == enc.model_id and reason == "offline" and imported_torch is False
+    assert precision == {"image": "fp32", "text": "fp32"}
     np.testing.assert_allclose(vectors, enc.encode_texts(["a cat", "a red car"]), atol=1e-5)
+    ims = [Image.open(f).convert("RGB") for f in sorted(tmp_path.glob("probe*.png"))]
+    np.testing.assert_allclose(image_vectors, enc.encode_pil(ims), atol=1e-4)

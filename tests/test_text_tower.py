@@ -1,4 +1,4 @@
-"""The saved text tower: a text search without torch that gives the same results as the whole model."""
+"""The exported text tower: a text search without torch that gives the same results as the whole model."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ import numpy as np
 import open_clip
 import pytest
 
-from clifs.engine.models import text_towers
-from clifs.engine.models.clip_tokenizer import ClipTokenizer
+from clifs.engine.models import model_cache
+from clifs.engine.models.onnx_runtime import Tokenizer
 from clifs.engine.models.openclip import OpenClipEncoder
 from clifs.engine.models.openclip import load as load_openclip
+from clifs.engine.models.openclip_onnx import clip_bpe_json
 from clifs.engine.models.testmodel import WEIGHTS
 from tests.conftest import TEST_MODEL, clifs_env, run_clifs, write_single_objects
 
@@ -43,43 +44,53 @@ def random_texts(n: int, seed: int = 0) -> list[str]:
 
 
 @pytest.mark.parametrize("context_length", [77, 32])
-def test_tokenizer_gives_open_clips_ids(context_length):
-    ours = ClipTokenizer(context_length)
+def test_tokenizer_gives_open_clips_ids(tmp_path, context_length):
+    """The ``tokenizers`` BPE built from open_clip's vocabulary gives its ids, padded to the batch or the context."""
     reference = open_clip.tokenizer.SimpleTokenizer(context_length=context_length)
-    for text in AWKWARD_TEXTS + random_texts(200):
-        assert ours([text]).tolist() == reference([text]).tolist(), text
+    path = tmp_path / "tokenizer.json"
+    path.write_text(clip_bpe_json(reference))
+    for pad in ("max", "longest"):
+        ours = Tokenizer(path, {"clean": "lower", "context_length": context_length, "pad_id": 0, "pad": pad})
+        for text in AWKWARD_TEXTS + random_texts(200):
+            got = ours([text])["tokens"][0].tolist()
+            want = reference([text])[0].tolist()
+            assert got == (want if pad == "max" else want[: len(got)]) and not any(want[len(got) :]), text
 
 
-def test_numpy_tower_reproduces_the_test_model(tmp_path, test_encoder):
-    assert text_towers.store(tmp_path, TEST_MODEL, test_encoder)
-    saved = text_towers.load(tmp_path, TEST_MODEL)
+def test_exported_text_tower_reproduces_the_test_model(tmp_path, test_encoder):
+    assert model_cache.store(tmp_path, TEST_MODEL, test_encoder)
+    saved = model_cache.load_text(tmp_path, TEST_MODEL, precision="fp32")
     assert saved is not None and saved.model_id == test_encoder.model_id and saved.dim == test_encoder.dim
     texts = ["a red circle", "two blue squares and a green triangle", *AWKWARD_TEXTS]
     np.testing.assert_allclose(saved.encode_texts(texts), test_encoder.encode_texts(texts), atol=1e-5)
+    for text in texts:  # alone, at its own length
+        np.testing.assert_allclose(saved.encode_texts([text]), test_encoder.encode_texts([text]), atol=1e-5)
 
 
-def test_numpy_tower_reproduces_quick_gelu_towers(tmp_path):
+def test_exported_text_tower_reproduces_quick_gelu_towers(tmp_path):
     """OpenAI's models use QuickGELU; a random tower of that kind must match too."""
     model = open_clip.create_model(TEST_MODEL, force_quick_gelu=True)
     encoder = OpenClipEncoder(model, open_clip.get_tokenizer(TEST_MODEL), "random:quick", "quick", "cpu", WEIGHTS)
-    assert encoder.text_export().config["activation"] == "quick_gelu"
-    assert text_towers.store(tmp_path, "quick", encoder)
+    assert model_cache.store(tmp_path, "quick", encoder)
     texts = ["a photo of a cat", *random_texts(20, seed=1)]
     np.testing.assert_allclose(
-        text_towers.load(tmp_path, "quick").encode_texts(texts), encoder.encode_texts(texts), atol=1e-5
+        model_cache.load_text(tmp_path, "quick", precision="fp32").encode_texts(texts),
+        encoder.encode_texts(texts),
+        atol=1e-5,
     )
 
 
 def test_a_tower_that_does_not_reproduce_its_model_is_not_saved(tmp_path, test_encoder):
-    class WrongExport(OpenClipEncoder):
-        def text_export(self):
-            export = super().text_export()
-            export.config["activation"] = "quick_gelu"  # not what the model computes
-            return export
+    class WrongTokens(OpenClipEncoder):
+        def onnx_parts(self):
+            parts = super().onnx_parts()
+            parts.tokenizer = dict(parts.tokenizer, clean="whitespace")  # no lower-casing: not what the model sees
+            parts.image = None
+            return parts
 
-    wrong = WrongExport(test_encoder.model, test_encoder.tokenizer, "wrong", "wrong", "cpu", WEIGHTS)
-    assert not text_towers.store(tmp_path, "wrong", wrong)
-    assert text_towers.load(tmp_path, "wrong") is None
+    wrong = WrongTokens(test_encoder.model, test_encoder.tokenizer, "wrong", "wrong", "cpu", WEIGHTS)
+    assert not model_cache.store(tmp_path, "wrong", wrong)
+    assert model_cache.load_text(tmp_path, "wrong") is None
 
 
 def test_changed_weights_or_a_torn_record_are_not_used(tmp_path):
@@ -87,18 +98,18 @@ def test_changed_weights_or_a_torn_record_are_not_used(tmp_path):
     shutil.copy(WEIGHTS, weights)
     spec = f"{TEST_MODEL}:{weights}"
     cache = tmp_path / "cache"
-    assert text_towers.store(cache, spec, load_openclip(spec, device="cpu"))
-    assert text_towers.load(cache, spec) is not None
-    assert text_towers.load(cache, "another spec") is None
+    assert model_cache.store(cache, spec, load_openclip(spec, device="cpu"))
+    assert model_cache.load_text(cache, spec) is not None
+    assert model_cache.load_text(cache, "another spec") is None
 
     os.utime(weights, ns=(0, weights.stat().st_mtime_ns + 10**9))  # the weights file changed
-    assert text_towers.load(cache, spec) is None
+    assert model_cache.load_text(cache, spec) is None
 
-    assert text_towers.store(cache, spec, load_openclip(spec, device="cpu"))  # a fresh load saves anew
-    record = text_towers.record_dir(cache, spec) / "tower.safetensors"
+    assert model_cache.store(cache, spec, load_openclip(spec, device="cpu"))  # a fresh load saves anew
+    record = model_cache.record_dir(cache, spec) / "textual.int8.onnx"
     with record.open("r+b") as f:
         f.truncate(record.stat().st_size // 2)
-    assert text_towers.load(cache, spec) is None
+    assert model_cache.load_text(cache, spec) is None
 
 
 SEARCH_WITHOUT_TORCH = """
@@ -112,6 +123,8 @@ print(json.dumps({"torch": "torch" in sys.modules, "model": library.model.model_
 
 
 def test_text_search_after_indexing_runs_without_torch_and_matches(clifs_home, tmp_path, test_encoder):
+    clifs_home.mkdir(parents=True)
+    (clifs_home / "config.toml").write_text('precision = "fp32"\n')  # fp32 reproduces torch to 1e-5
     photos = write_single_objects(tmp_path / "photos")
     assert run_clifs(clifs_home, "index", str(tmp_path / "photos")).returncode == 0
 
@@ -149,18 +162,18 @@ def test_search_reports_missing_weights_even_with_a_saved_tower(clifs_home, tmp_
 def test_a_record_half_written_by_a_killed_process_is_cleaned_up(tmp_path, test_encoder):
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    folder = text_towers.record_dir(tmp_path, TEST_MODEL)
+    folder = model_cache.record_dir(tmp_path, TEST_MODEL)
     folder.parent.mkdir(parents=True)
     leftover = folder.with_name(f"{folder.name}.{child.pid}-1.tmp")
     leftover.mkdir()
-    (leftover / "tower.safetensors").write_bytes(b"\0" * 1000)
-    assert text_towers.store(tmp_path, TEST_MODEL, test_encoder)
+    (leftover / "visual.onnx").write_bytes(b"\0" * 1000)
+    assert model_cache.store(tmp_path, TEST_MODEL, test_encoder)
     assert not leftover.exists()
-    assert text_towers.load(tmp_path, TEST_MODEL) is not None
+    assert model_cache.load_text(tmp_path, TEST_MODEL) is not None
 
 
 def test_a_disk_that_cannot_take_the_record_costs_nothing_but_speed(tmp_path, test_encoder):
     blocked = tmp_path / "cache"
     blocked.write_text("a file where the cache folder should be")
-    assert not text_towers.store(blocked, TEST_MODEL, test_encoder)
-    assert text_towers.load(blocked, TEST_MODEL) is None
+    assert not model_cache.store(blocked, TEST_MODEL, test_encoder)
+    assert model_cache.load_text(blocked, TEST_MODEL) is None

@@ -19,6 +19,10 @@ DEFAULT_EXCLUDES: tuple[str, ...] = (
 )
 
 
+#: Settings that take one of a few words.
+_CHOICES = {"runtime": ("auto", "onnx", "torch"), "precision": ("auto", "fp32", "int8")}
+
+
 class ConfigError(Exception):
     """The config file is unreadable or holds a wrong value."""
 
@@ -46,6 +50,12 @@ class Settings:
     batch_size: int = 32
     decode_workers: int = 2
     torch_threads: int = 0  # 0: let torch decide
+    #: What runs the model: "auto" (ONNX Runtime on a CPU, torch on a GPU), "onnx" or "torch".
+    runtime: str = "auto"
+    #: ONNX Runtime's precision: "auto" (int8 for the towers where it keeps quality), "fp32" or "int8".
+    precision: str = "auto"
+    #: ONNX Runtime's intra-op threads (and torch's when torch_threads is 0); 0: one per core.
+    threads: int = 0
     max_image_pixels: int = 120_000_000
     #: Read the words in pictures (the OCR pass, after the embedding pass); false: never.
     ocr: bool = True
@@ -89,6 +99,9 @@ class Settings:
                 setattr(settings, key, value)
         if os.environ.get("CLIFS_MODEL"):
             settings.model = os.environ["CLIFS_MODEL"]
+        for key, allowed in _CHOICES.items():
+            if getattr(settings, key) not in allowed:
+                raise ConfigError(f"Setting {key!r} in {path} is {getattr(settings, key)!r}; one of: {', '.join(allowed)}.")
         if settings.home.exists() and not settings.home.is_dir():
             raise ConfigError(f"the clifs home {settings.home} is a file, not a folder: set CLIFS_HOME to a folder")
         try:

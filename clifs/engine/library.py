@@ -41,6 +41,8 @@ class Library:
         self.warnings: list[str] = []
         self._encoder = encoder
         self._text_only: TextEncoder | None = None
+        self._torch: Encoder | None = None  # the model on torch, when something needed it
+        self._runtime_recorded: set[tuple[str, str]] = set()
         self._vectors: VectorIndex | None = None
         self._searcher: Searcher | None = None
         self._last_save = time.monotonic()
@@ -51,23 +53,45 @@ class Library:
     # -- the model and its vectors ------------------------------------------------------------------
     @property
     def encoder(self) -> Encoder:
-        """The whole model (image and text towers, on torch), loaded on first use."""
+        """The whole model (image and text towers), loaded on first use: on a CPU its exported towers on
+        ONNX Runtime (no torch), exported first if there are none; on a GPU, or when the model has no
+        export, the model on torch."""
         if self._encoder is None:
-            import torch
+            from clifs.engine.models import model_cache
+            from clifs.engine.models.onnx_runtime import use_onnx
 
-            from clifs.engine.models import text_towers
-            from clifs.engine.models.registry import load_model
-
-            if self.settings.torch_threads:
-                torch.set_num_threads(self.settings.torch_threads)
-            loaded = load_model(self.settings.model, self.settings.device)
-            self._encoder, self.fallback_reason = loaded.encoder, loaded.fallback_reason
+            s = self.settings
+            onnx = use_onnx(s.runtime, s.device)
+            exported = model_cache.load(s.cache_dir, s.model, s.precision, s.threads, self._torch_encoder) if onnx else None
+            if exported is None:
+                whole = self._torch_encoder()
+                if onnx:  # just exported: from now on the same towers as every later run
+                    exported = model_cache.load(s.cache_dir, s.model, s.precision, s.threads, self._torch_encoder)
+            else:
+                self.fallback_reason = exported.fallback_reason
+            if exported is not None:
+                exported.warm_up()  # the image tower's session builds while the first files decode
+            self._encoder = exported or whole
             if self._vectors is not None and self._vectors.model_id != self._encoder.model_id:
                 self._vectors = self._searcher = None  # the saved text tower was of another model
             self._text_only = None  # the whole model encodes texts from now on
-            if not self.catalog.read_only:
-                text_towers.store(self.settings.cache_dir, self.settings.model, self._encoder, self.fallback_reason)
         return self._encoder
+
+    def _torch_encoder(self) -> Encoder:
+        """The model on torch (export, GPU, dense features), loaded once; saves its exported towers."""
+        if self._torch is None:
+            import torch
+
+            from clifs.engine.models import model_cache
+            from clifs.engine.models.registry import load_model
+
+            if self.settings.torch_threads or self.settings.threads:
+                torch.set_num_threads(self.settings.torch_threads or self.settings.threads)
+            loaded = load_model(self.settings.model, self.settings.device)
+            self._torch, self.fallback_reason = loaded.encoder, loaded.fallback_reason
+            if not self.catalog.read_only:
+                model_cache.store(self.settings.cache_dir, self.settings.model, self._torch, self.fallback_reason)
+        return self._torch
 
     @property
     def loaded_encoder(self) -> Encoder | None:
@@ -81,9 +105,10 @@ class Library:
         if self._encoder is not None:
             return self._encoder
         if self._text_only is None:
-            from clifs.engine.models import text_towers
+            from clifs.engine.models import model_cache
 
-            self._text_only = text_towers.load(self.settings.cache_dir, self.settings.model)
+            s = self.settings
+            self._text_only = model_cache.load_text(s.cache_dir, s.model, s.precision, s.threads)
             if self._text_only is None:
                 return self.encoder
             self.fallback_reason = self._text_only.fallback_reason
@@ -150,6 +175,7 @@ class Library:
         if files:
             new_ids = self.catalog.commit_indexed(files, self.encoder.model_id)
             self.vectors.catch_up(self.catalog)
+            self._record_runtime()
             self._link_duplicates(files, new_ids)
 
     def _link_duplicates(self, files: list[IndexedFile], new_ids: list[list[int]]) -> None:
@@ -199,6 +225,13 @@ class Library:
             max_pixels=self.settings.max_image_pixels,
         )
         return [[f.path for f in group] for group in groups]
+
+    def _record_runtime(self) -> None:
+        """The catalog keeps which runtime and precision made a model's vectors (one space whatever they are)."""
+        key = (self.encoder.model_id, getattr(self.encoder, "runtime", type(self.encoder).__name__))
+        if key not in self._runtime_recorded:
+            self.catalog.record_embedder(*key)
+            self._runtime_recorded.add(key)
 
     def remove_files(self, paths: list[str]) -> int:
         removed = self.catalog.delete_files(paths)

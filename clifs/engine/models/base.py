@@ -1,14 +1,14 @@
 """The interfaces every model backend implements: the text side alone, the whole encoder, and its
-optional capabilities (a text tower that runs without torch, features at every image location).
+optional capabilities (towers to export for ONNX Runtime, features at every image location).
 
-Importing this module does not import torch: a text search runs on the text side only
-(clifs.engine.models.text_towers) and never needs it.
+Importing this module does not import torch: on a CPU, indexing and searching run the exported
+towers (clifs.engine.models.model_cache, onnx_runtime) and never need it.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -28,7 +28,6 @@ __all__ = [
     "OnnxParts",
     "PatchFeatures",
     "TextEncoder",
-    "TextTowerExport",
     "pick_device",
 ]
 
@@ -54,17 +53,6 @@ class TextEncoder(ABC):
     @abstractmethod
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Texts -> (n, dim) float32, L2-normalised."""
-
-
-@dataclass
-class TextTowerExport:
-    """A model's text side as arrays, with what is needed to rebuild it without torch: see ``Encoder.text_export``."""
-
-    kind: str  # which numpy tower computes it: "clip" or "minilm"
-    tensors: dict[str, np.ndarray]
-    config: dict
-    sources: list[Path]  # the files the model was loaded from; the record is valid while they are unchanged
-    extra: dict = field(default_factory=dict)  # kind-specific settings, e.g. the tokenizer's
 
 
 @dataclass
@@ -137,10 +125,6 @@ class Encoder(TextEncoder):
 
     @abstractmethod
     def _encode_images(self, batch: torch.Tensor) -> np.ndarray: ...
-
-    def text_export(self) -> TextTowerExport | None:
-        """The text side as plain arrays, for searches that skip torch; None when this model has no such export."""
-        return None
 
     def onnx_parts(self) -> OnnxParts | None:
         """The towers to export for ONNX Runtime (the CPU runtime); None when this model has none."""

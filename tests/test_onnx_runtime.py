@@ -227,3 +227,55 @@ def test_an_exported_encoder_loads_torch_only_for_dense_features(exported, test_
     onnx.encode_texts(["a red circle"])
     assert calls == [] and onnx.has_dense
     assert onnx.dense() is not None and calls == [1]
+
+
+def _tiny_hf_clip(folder: Path) -> str:
+    """An open_clip model with a Hugging Face (XLM-RoBERTa) text tower and its own fast tokenizer, random
+    weights, made offline: (model spec)."""
+    import open_clip
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import XLMRobertaConfig
+
+    folder.mkdir(parents=True)
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    corpus = ["a photo of a dog", "a red circle on a green background", "zwei Katzen auf dem Sofa", "東京タワー"] * 20
+    tok.train_from_iterator(
+        corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>"])
+    )
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A </s>", special_tokens=[("<s>", 0), ("</s>", 2)])
+    tok.save(str(folder / "tokenizer.json"))
+    special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 24, **special}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    XLMRobertaConfig(
+        vocab_size=tok.get_vocab_size(), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=40, pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    ).save_pretrained(folder)  # fmt: skip
+    (folder / "configs").mkdir()
+    text_cfg = {"hf_model_name": str(folder), "hf_tokenizer_name": str(folder), "hf_proj_type": "linear",
+                "hf_pooler_type": "mean_pooler", "context_length": 24}  # fmt: skip
+    vision_cfg = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16}
+    model_cfg = {"embed_dim": 32, "vision_cfg": vision_cfg, "text_cfg": text_cfg}
+    (folder / "configs" / "tiny-hf-clip.json").write_text(json.dumps(model_cfg))
+    open_clip.add_model_config(folder / "configs")
+    model = open_clip.create_model("tiny-hf-clip", pretrained_text=False)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "weights.safetensors"))
+    return f"tiny-hf-clip:{folder / 'weights.safetensors'}"
+
+
+def test_a_hugging_face_text_tower_is_exported_too(tmp_path):
+    pytest.importorskip("transformers")
+    from clifs.engine.models.openclip import load
+
+    spec = _tiny_hf_clip(tmp_path / "tiny-hf")
+    encoder = load(spec, device="cpu")
+    assert model_cache.store(tmp_path / "cache", spec, encoder)
+    text = model_cache.load_text(tmp_path / "cache", spec, precision="fp32")
+    assert text is not None
+    texts = ["a photo of a dog", "zwei Katzen", "  Café  crème &amp; 東京 ", "", "dog " * 40]
+    np.testing.assert_allclose(text.encode_texts(texts), encoder.encode_texts(texts), atol=1e-4)
+    for t in texts:  # padded to the context either way: one text alone gives the same vector
+        np.testing.assert_allclose(text.encode_texts([t]), encoder.encode_texts([t]), atol=1e-4)

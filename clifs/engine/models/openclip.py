@@ -106,7 +106,8 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
         else:
             weights = path if path is not None else fetch_pretrained(name, tag or "")
             with _skip_random_init():
-                model = open_clip.create_model(name, pretrained=None, device="cpu")
+                # pretrained_text=False: a Hugging Face text tower's weights come from the checkpoint, not the hub
+                model = open_clip.create_model(name, pretrained=None, device="cpu", pretrained_text=False)
             open_clip.load_checkpoint(model, str(weights), weights_only=True)
             weights_id = f"{tag or weights.name}:{_file_checksum(weights)}"
     except ModelUnavailable:

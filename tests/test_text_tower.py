@@ -57,6 +57,23 @@ def test_tokenizer_gives_open_clips_ids(tmp_path, context_length):
             assert got == (want if pad == "max" else want[: len(got)]) and not any(want[len(got) :]), text
 
 
+def test_plain_ascii_skips_ftfy_and_is_cleaned_the_same():
+    """The cleaning's fast path (no ftfy for printable ASCII without "&") gives open_clip's cleaning."""
+    from open_clip.tokenizer import _clean_lower
+
+    from clifs.engine.models.onnx_runtime import _PLAIN, _clean
+
+    rng = random.Random(3)
+    alphabet = "\t\n\r" + "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "&")
+    words = ["a", "Photo", "<b>", "lt;", "quot;", "#39;", "x;", "\\u00e9", "it's", "--", "...", "\r\n"]
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(3000)]
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randint(0, 8))) for _ in range(3000)]
+    for text in texts:
+        assert _PLAIN.fullmatch(text) and _clean(text, "lower") == _clean_lower(text), repr(text)
+    for text in AWKWARD_TEXTS:
+        assert _clean(text, "lower") == _clean_lower(text), repr(text)
+
+
 def test_exported_text_tower_reproduces_the_test_model(tmp_path, test_encoder):
     assert model_cache.store(tmp_path, TEST_MODEL, test_encoder)
     saved = model_cache.load_text(tmp_path, TEST_MODEL, precision="fp32")

@@ -27,6 +27,8 @@ from clifs.engine.models.base import DenseFeatures, Encoder, TextEncoder
 GRAPH_FILES = {"image": {"fp32": "visual.onnx", "int8": "visual.int8.onnx"},
                "text": {"fp32": "textual.onnx", "int8": "textual.int8.onnx"}}  # fmt: skip
 RUNTIME = "onnxruntime"
+#: Whether idle intra-op threads busy-wait for the next op (ONNX Runtime's default) or sleep.
+ALLOW_SPINNING = False
 
 
 def use_onnx(runtime: str, device: str) -> bool:
@@ -63,9 +65,8 @@ def _session(path: Path, threads: int):
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
-    # Threads that spin while waiting for work take the core a decode thread needs; on a small CPU
-    # they make decoding and the model wait for each other (bench/cpu_threads.py).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Threads that spin while waiting for work take the core a decode thread needs (bench/cpu_threads.py).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if ALLOW_SPINNING else "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -99,7 +99,9 @@ def _value_label() -> QLabel:
 class DetailPane(QWidget):
     preview_wanted = Signal(str, str, object)  # key, path, timestamp
     labels_wanted = Signal(str, int)  # key, item id
-    overlay_wanted = Signal(str, str, object, str, str)  # key, path, timestamp, query text, "mask" | "boxes"
+    overlay_wanted = Signal(
+        str, str, object, str, str
+    )  # key, path, timestamp, query text, "mask" | "boxes" | "regions"
     open_requested = Signal(str)
     reveal_requested = Signal(str)
     copy_requested = Signal(str)
@@ -136,6 +138,17 @@ class DetailPane(QWidget):
         form.addRow("Modified", self.modified)
         form.addRow("Dimensions", self.dimensions)
         form.addRow("Score", self.score)
+        # what the photo says about itself: when it was taken, with what, where
+        self.taken = _value_label()
+        self.camera = _value_label()
+        self.place = QLabel()
+        self.place.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.place.setOpenExternalLinks(True)
+        self.place.setWordWrap(True)
+        form.addRow("Taken", self.taken)
+        form.addRow("Camera", self.camera)
+        form.addRow("Place", self.place)
+        self._form = form
 
         # The words read in the picture (the OCR pass): selectable and copyable.
         self.text_title = QLabel("Text in the picture")
@@ -175,6 +188,14 @@ class DetailPane(QWidget):
         layout.addWidget(self.vision)
         layout.addWidget(self.moments_title)
         layout.addWidget(self.moments)
+        # the other copies of this photo (near-duplicates) and the other files of its shot (RAW + JPEG)
+        self.copies_title = QLabel()
+        self.copies = QListWidget()
+        self.copies.setAccessibleName("Other copies of this photo")
+        self.copies.setToolTip("Double-click to open a copy")
+        self.copies.itemActivated.connect(lambda item: self.open_requested.emit(item.data(Qt.ItemDataRole.UserRole)))
+        layout.addWidget(self.copies_title)
+        layout.addWidget(self.copies)
         layout.addLayout(buttons)
         layout.addStretch(1)
 
@@ -197,6 +218,7 @@ class DetailPane(QWidget):
         self.dimensions.setText(f"{hit.width} × {hit.height}" if hit.width and hit.height else "unknown")
         where = f" at {fmt.moment(hit.timestamp)}" if hit.timestamp is not None else ""
         self.score.setText(f"{fmt.score(hit.score)}{where}")
+        self._show_photo_facts(hit)
         self.recognised.setPlainText(hit.recognised or "")
         self.text_title.setVisible(bool(hit.recognised))
         self.recognised.setVisible(bool(hit.recognised))
@@ -222,6 +244,31 @@ class DetailPane(QWidget):
         self.moments_title.setVisible(hit.timestamp is not None)
         self.moments.setVisible(hit.timestamp is not None)
         self._show_moment(hit.timestamp, hit.item_id)
+
+    def _show_photo_facts(self, hit: Hit) -> None:
+        """Date taken, camera and place (a map link), and the group of copies, where the file has them."""
+        self.taken.setText(taken_text(hit.taken, hit.taken_from))
+        self.camera.setText(hit.camera or "")
+        self.place.setText(place_link(hit.latitude, hit.longitude))
+        self._form.setRowVisible(self.camera, bool(hit.camera))
+        self._form.setRowVisible(self.place, bool(self.place.text()))
+        others = [(p, "same shot") for p in hit.same_shot] + [(p, "similar") for p in hit.duplicates]
+        self.copies.clear()
+        for path, why in others:
+            item = QListWidgetItem(f"{Path(path).name}  ({why})")
+            item.setToolTip(path)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            self.copies.addItem(item)
+        parts = []
+        if hit.same_shot:
+            parts.append(f"{len(hit.same_shot) + 1} files of one shot")
+        if hit.duplicates:
+            parts.append(f"+{len(hit.duplicates)} similar")
+        self.copies_title.setText("Copies: " + ", ".join(parts) if parts else "")
+        rows = min(self.copies.count(), 5)
+        self.copies.setFixedHeight(rows * self.copies.sizeHintForRow(0) + 2 * self.copies.frameWidth() if rows else 0)
+        self.copies_title.setVisible(bool(others))
+        self.copies.setVisible(bool(others))
 
     def _moment_chosen(self, item: QListWidgetItem | None) -> None:
         if item is not None and self.hit is not None:
@@ -292,6 +339,13 @@ class DetailPane(QWidget):
             self.vision.set_busy(False)
             self.preview.set_image(image)
 
+    def set_regions(self, key: str, image: QImage, regions: list) -> None:
+        """What "What's in it?" found: the regions painted over the preview and named under it."""
+        if key == self._waiting_overlay:
+            self.vision.set_busy(False)
+            self.preview.set_image(image)
+            self.vision.set_regions(regions)
+
     def set_overlay_failed(self, key: str, reason: str) -> None:
         if key == self._waiting_overlay:
             self._waiting_overlay = None
@@ -303,3 +357,27 @@ class DetailPane(QWidget):
     def set_preview_failed(self, key: str, reason: str) -> None:
         if key == self._waiting_for:
             self.preview.set_image(None, f"No preview: {reason}")
+
+
+def taken_text(taken: str | None, taken_from: str | None) -> str:
+    """ "2019-07-14 23:30 (UTC+02:00)"; a file date is said to be one."""
+    if not taken:
+        return "unknown"
+    day, _, rest = taken.partition("T")
+    clock, offset = rest[:5], rest[8:]
+    text = f"{day} {clock}".strip()
+    if offset and taken_from != "mtime":
+        text += f" (UTC{offset})"
+    if taken_from == "mtime":
+        text += " (the file's date: the photo records none)"
+    return text
+
+
+def place_link(latitude: float | None, longitude: float | None) -> str:
+    """The coordinates as a link to the place on OpenStreetMap ("" when unknown)."""
+    if latitude is None or longitude is None:
+        return ""
+    url = (
+        f"https://www.openstreetmap.org/?mlat={latitude:.6f}&mlon={longitude:.6f}#map=16/{latitude:.6f}/{longitude:.6f}"
+    )
+    return f'<a href="{url}">{latitude:.5f}, {longitude:.5f}</a> (map)'

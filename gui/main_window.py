@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self.detail.overlay_wanted.connect(self.vision.overlay)
         self.vision.labels_ready.connect(self.detail.set_labels)
         self.vision.overlay_ready.connect(self.detail.set_overlay)
+        self.vision.regions_ready.connect(self.detail.set_regions)
         self.vision.failed.connect(self.detail.set_labels_failed)
         self.vision.failed.connect(self.detail.set_overlay_failed)
         self.detail.open_requested.connect(lambda path: desktop.open_file(path, self._open_url))
@@ -367,6 +368,7 @@ class MainWindow(QMainWindow):
     def _refresh_counts(self) -> None:
         counts = self.library.catalog.counts()
         self.status.set_counts(counts["files"], counts["items"], counts["failed"])
+        self.filters.set_cameras([name for name, _ in self.library.catalog.cameras()])
 
     # -- closing -------------------------------------------------------------------------------------
     def closeEvent(self, event) -> None:

@@ -1,9 +1,10 @@
-"""The vision tools under the preview: what the hit shows (zero-shot labels), and where the
-query is in it (a mask or boxes painted over the preview)."""
+"""The vision tools under the preview: what the hit shows (zero-shot labels), where the query
+is in it (a mask or boxes painted over the preview), and what is in it without a query (regions
+found and named, "What's in it?")."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
@@ -11,7 +12,7 @@ from clifs.engine.vision.labels import LabelScore
 
 
 class VisionPanel(QWidget):
-    #: "mask", "boxes", or "" for the plain preview.
+    #: "mask", "boxes", "regions", or "" for the plain preview.
     overlay_changed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
@@ -38,10 +39,25 @@ class VisionPanel(QWidget):
             self.buttons[mode] = button
             row.addWidget(button)
         row.addStretch(1)
+        regions = QToolButton()
+        regions.setText("What's in it?")
+        regions.setCheckable(True)
+        regions.setToolTip("Find the regions of this picture and name each one, without a query")
+        regions.toggled.connect(lambda on: self._toggled("regions", on))
+        self.buttons["regions"] = regions
+        self.found = QLabel()
+        self.found.setWordWrap(True)
+        self.found.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.found.hide()
+        regions_row = QHBoxLayout()
+        regions_row.setContentsMargins(0, 0, 0, 0)
+        regions_row.addWidget(regions)
+        regions_row.addWidget(self.found, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.labels)
         layout.addLayout(row)
+        layout.addLayout(regions_row)
         layout.addWidget(self.state)
         self._unsupported: str | None = None
 
@@ -56,9 +72,26 @@ class VisionPanel(QWidget):
         self.set_busy(False)
         text = query_text.strip()
         self.where.setText(f"Where is “{text}”?" if text else "Type a query to see where it is.")
-        for button in self.buttons.values():
-            button.setEnabled(bool(text) and self._unsupported is None)
-            button.setToolTip(self._unsupported or "")
+        for mode, button in self.buttons.items():
+            button.setEnabled((bool(text) or mode == "regions") and self._unsupported is None)
+            if mode != "regions" or self._unsupported:
+                button.setToolTip(self._unsupported or "")
+        self.found.hide()
+
+    def set_regions(self, regions: list) -> None:
+        """What "What's in it?" found: the named regions, then the unnamed ones' best guesses marked "?"."""
+        named = list(dict.fromkeys(r.label for r in regions if r.label is not None))
+        guesses = list(dict.fromkeys(f"{r.guess}?" for r in regions if r.label is None and not r.background))
+        if named:
+            text = "In it: " + " · ".join(named)
+            if guesses:
+                text += f" — unnamed: {' · '.join(guesses)}"
+        elif guesses:
+            text = f"Nothing in it fits a name — best guesses: {' · '.join(guesses)}"
+        else:
+            text = "Nothing in it fits a name: only background"
+        self.found.setText(text)
+        self.found.show()
 
     def set_labels(self, scores: list[LabelScore]) -> None:
         """The labels that fit, then the best guesses marked "?"; "none of these fits" when no label does."""
@@ -89,4 +122,5 @@ class VisionPanel(QWidget):
     def _toggled(self, mode: str, on: bool) -> None:
         if on:
             self.set_mode(mode)  # one overlay at a time
+        self.found.hide()
         self.overlay_changed.emit(mode if on else "")

@@ -168,6 +168,7 @@ class VisionRunner(QObject):
 
     labels_ready = Signal(str, object)  # key, list[LabelScore]
     overlay_ready = Signal(str, QImage)
+    regions_ready = Signal(str, QImage, object)  # key, the overlay, list[Region] ("What's in it?")
     failed = Signal(str, str)  # key, reason
 
     #: The CLIP authors' 7-template subset: close to the 80-template ensemble at a tenth of its first-use cost.
@@ -183,6 +184,9 @@ class VisionRunner(QObject):
         self._pool.start(lambda: self._run(key, self.labels_ready, lambda: self._labels(item_id)))
 
     def overlay(self, key: str, path: str, timestamp: float | None, text: str, mode: str) -> None:
+        if mode == "regions":
+            self._pool.start(lambda: self._run(key, None, lambda: self._regions(key, path, timestamp)))
+            return
         self._pool.start(lambda: self._run(key, self.overlay_ready, lambda: self._overlay(path, timestamp, text, mode)))
 
     def cancel_pending(self) -> None:
@@ -191,7 +195,7 @@ class VisionRunner(QObject):
     def wait(self, msecs: int = -1) -> bool:
         return self._pool.waitForDone(msecs)
 
-    def _run(self, key: str, done: Signal, job: Callable[[], object]) -> None:
+    def _run(self, key: str, done: Signal | None, job: Callable[[], object]) -> None:
         try:
             result = job()
         except Exception as exc:  # shown in the pane; the window carries on
@@ -201,7 +205,8 @@ class VisionRunner(QObject):
                 log.exception("vision tool failed")
             self.failed.emit(key, str(exc) if readable else _readable(exc))
         else:
-            done.emit(key, result)
+            if done is not None:  # None: the job reported its result itself
+                done.emit(key, result)
 
     def _labels(self, item_id: int) -> list:
         from clifs.engine.vision.labels import label_embedding
@@ -233,6 +238,16 @@ class VisionRunner(QObject):
             found = detect(encoder, image, [text])
             out = box_overlay(image, [(d.label, d.score, d.box) for d in found], [text])
         return pil_to_qimage(out)
+
+    def _regions(self, key: str, path: str, timestamp: float | None) -> None:
+        from clifs.engine.vision.overlay import regions_overlay
+        from clifs.engine.vision.regions import auto_segment
+
+        image = _load_picture(path, timestamp, 1024)
+        found = auto_segment(self.library.encoder, image)
+        self.regions_ready.emit(
+            key, pil_to_qimage(regions_overlay(image, found.region_map, found.regions)), found.regions
+        )
 
 
 def _load_picture(path: str, timestamp: float | None, min_side: int) -> Image.Image:

@@ -55,10 +55,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_json_option(p)
     p.set_defaults(func=run_label)
 
-    p = sub.add_parser("segment", help="masks: where is each label in this image?")
+    p = sub.add_parser("segment", help="masks: where is each label in this image? (--auto: what is in it?)")
     p.add_argument("path", help="an image")
-    p.add_argument("--labels", metavar="A,B,C", required=True, help="what to find, comma-separated")
-    p.add_argument("--out", metavar="DIR", type=Path, help="write an overlay PNG and one mask PNG per label here")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--labels", metavar="A,B,C", help="what to find, comma-separated")
+    what.add_argument(
+        "--auto",
+        action="store_true",
+        help="no labels: group the picture into regions and name each one from a vocabulary "
+        "(a region no name fits is left unnamed)",
+    )
+    p.add_argument(
+        "--vocab",
+        metavar="FILE|NAME",
+        help="with --auto: the names to choose from, a file with one a line or a built-in list "
+        "(default: everyday objects and scenes; the shapes world for the test model)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", type=Path, help="write an overlay PNG and one mask PNG per label (or region) here"
+    )
     p.add_argument("--method", choices=METHODS, default="naclip", help="last-block attention (default naclip)")
     p.add_argument("--no-pamr", action="store_true", help="skip the edge-aware refinement (faster, blockier)")
     _add_size_option(p)
@@ -183,6 +198,10 @@ def run_segment(args: argparse.Namespace) -> int:
     from clifs.engine.vision.dense import UnsupportedModel, segment
     from clifs.engine.vision.overlay import mask_overlay
 
+    if args.auto:
+        return _run_auto_segment(args)
+    if args.vocab is not None:
+        raise UsageError("--vocab names the regions of --auto; with --labels, list what to find there")
     labels = _labels(args.labels)
     require_file(args.path)
     _check_out(args.out)
@@ -218,6 +237,71 @@ def run_segment(args: argparse.Namespace) -> int:
             print(f"{row['fraction']:6.1%}  {printable(row['label'])}{mask}")
         if args.out:
             print(f"overlay: {printable(overlay_path)}")
+    return 0
+
+
+def _run_auto_segment(args: argparse.Namespace) -> int:
+    """`clifs segment PATH --auto`: regions found without a query, each named when a name fits."""
+    from dataclasses import replace
+
+    from clifs.engine.vision.dense import UnsupportedModel
+    from clifs.engine.vision.overlay import regions_overlay
+    from clifs.engine.vision.regions import RegionOptions, auto_segment
+    from clifs.engine.vision.vocabulary import BUILTIN, VocabularyError, load_vocabulary
+
+    require_file(args.path)
+    _check_out(args.out)
+    if args.vocab is not None and args.vocab not in BUILTIN:
+        require_file(os.path.expanduser(args.vocab), "vocabulary", "vocabulary file")
+    options = RegionOptions()
+    if args.size is not None or args.method != "naclip":
+        options = replace(options, dense=replace(options.dense, short_side=args.size, method=args.method))
+    if args.no_pamr:
+        options = replace(options, pamr=False)
+    library = open_library(args)
+    try:
+        try:
+            vocabulary = load_vocabulary(args.vocab) if args.vocab is not None else None
+        except VocabularyError as exc:
+            raise UsageError(str(exc)) from None
+        image = _open(args.path, library)
+        try:
+            found = auto_segment(library.encoder, image, vocabulary, options=options)
+        except UnsupportedModel as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        library.close()
+    rows = [r.as_dict() for r in found.regions]
+    if args.out:
+        from PIL import Image
+
+        _write(f"to {args.out}", lambda: args.out.mkdir(parents=True, exist_ok=True))
+        stem = Path(args.path).stem
+        overlay_path = args.out / f"{stem}-regions.png"
+        _write(overlay_path, lambda: regions_overlay(image, found.region_map, found.regions).save(overlay_path))
+        for i, (region, row) in enumerate(zip(found.regions, rows, strict=True)):
+            name = region.label or ("background" if region.background else "unnamed")
+            mask = Image.fromarray(region.mask.astype("uint8") * 255, mode="L")
+            mask_path = args.out / f"{stem}-region-{i:02d}-{_slug(name)}.png"
+            _write(mask_path, lambda m=mask, p=mask_path: m.resize(image.size, Image.NEAREST).save(p))
+            row.update(mask=str(mask_path), overlay=str(overlay_path))
+    if not found.named():
+        note("no region matches a name in the vocabulary well enough to be named")
+    if args.json:
+        print_json(rows)
+        return 0
+    for region, row in zip(found.regions, rows, strict=True):
+        x, y, w, h = region.box
+        if region.label is not None:
+            what = printable(region.label)
+        elif region.background:
+            what = f"(background: {printable(region.guess)})"
+        else:
+            what = f"(unnamed; best guess {printable(region.guess)}?)"
+        mask = f"  -> {printable(row['mask'])}" if "mask" in row else ""
+        print(f"{region.fraction:6.1%}  {what}  x={x} y={y} w={w} h={h}{mask}")
+    if args.out:
+        print(f"overlay: {printable(overlay_path)}")
     return 0
 
 

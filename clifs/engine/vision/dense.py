@@ -116,11 +116,39 @@ def similarity_maps(
     raise _unsupported(encoder)
 
 
+def dense_features(
+    encoder: Encoder, image: Image.Image, options: DenseOptions = DenseOptions()
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features in the text space at every location: ((h, w, dim), the image as a (3, H, W) tensor in [0, 1]).
+
+    A ViT's patch features averaged where sliding windows overlap (not renormalised, so that dotting
+    them with a text gives exactly the averaged cosines ``similarity_maps`` returns), or a coarse
+    encoder's one feature map, L2-normalised. The image tensor is at the working resolution.
+    """
+    image = image.convert("RGB")
+    features = encoder.dense()
+    if isinstance(features, PatchFeatures):
+        return _windowed_features(features, image, options)
+    if isinstance(features, FeatureMap):
+        feats = torch.from_numpy(np.asarray(features.dense_features(image), dtype=np.float32))
+        return F.normalize(feats, dim=-1), _coarse_unit_image(image)
+    raise _unsupported(encoder)
+
+
 @torch.inference_mode()
 def _windowed_similarity(
     features: PatchFeatures, image: Image.Image, texts: torch.Tensor, options: DenseOptions
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Patch features of overlapping windows, their cosines averaged where windows overlap."""
+    feats, unit = _windowed_features(features, image, options)
+    return torch.einsum("hwc,nc->nhw", feats, texts.to(feats.dtype)), unit
+
+
+@torch.inference_mode()
+def _windowed_features(
+    features: PatchFeatures, image: Image.Image, options: DenseOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(h/p, w/p, dim) patch features, averaged over the overlapping windows; the resized image in [0, 1]."""
     p = features.patch
     short = options.short_side or round(1.5 * features.native)
     scale = short / min(image.size)
@@ -133,18 +161,19 @@ def _windowed_similarity(
     win_h, win_w = (h, w) if win == 0 else (min(win, h), min(win, w))
     stride = max(p, round((options.stride or max(win_h, win_w) / 2) / p) * p)
     ys, xs = _starts(h, win_h, stride, p), _starts(w, win_w, stride, p)
-    texts = texts.to(features.device)
-    total = torch.zeros(len(texts), h // p, w // p)
-    count = torch.zeros(1, h // p, w // p)
+    total: torch.Tensor | None = None
+    count = torch.zeros(h // p, w // p, 1)
     boxes = [(y, x0) for y in ys for x0 in xs]
     for i in range(0, len(boxes), 8):  # a few windows per batch: faster than one by one, bounded memory
         chunk = boxes[i : i + 8]
         batch = torch.stack([x[:, y : y + win_h, x0 : x0 + win_w] for y, x0 in chunk]).to(features.device)
-        feats = features.patch_features(batch, options.method, options.sigma)
-        cos = torch.einsum("bhwc,nc->bnhw", feats, texts).float().cpu()
-        for (y, x0), c in zip(chunk, cos, strict=True):
-            total[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += c
-            count[:, y // p : y // p + c.shape[1], x0 // p : x0 // p + c.shape[2]] += 1
+        feats = features.patch_features(batch, options.method, options.sigma).float().cpu()
+        if total is None:
+            total = torch.zeros(h // p, w // p, feats.shape[-1])
+        for (y, x0), f in zip(chunk, feats, strict=True):
+            total[y // p : y // p + f.shape[0], x0 // p : x0 // p + f.shape[1]] += f
+            count[y // p : y // p + f.shape[0], x0 // p : x0 // p + f.shape[1]] += 1
+    assert total is not None
     return total / count, unit
 
 
@@ -154,9 +183,13 @@ def _coarse_similarity(
     """One feature map of the whole image; the working image is at most _COARSE_WORKING_SIDE on its short side."""
     feats = torch.from_numpy(np.asarray(features.dense_features(image), dtype=np.float32))
     cos = torch.einsum("hwc,nc->nhw", F.normalize(feats, dim=-1), texts)
+    return cos, _coarse_unit_image(image)
+
+
+def _coarse_unit_image(image: Image.Image) -> torch.Tensor:
     scale = min(1.0, _COARSE_WORKING_SIDE / min(image.size))
     small = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.BICUBIC)
-    return cos, _to_unit_tensor(small)
+    return _to_unit_tensor(small)
 
 
 def _unsupported(encoder: Encoder) -> UnsupportedModel:

@@ -1,4 +1,4 @@
-"""Pictures of vision results: masks tinted over the image, boxes drawn with their label and score."""
+"""Pictures of vision results: masks tinted over the image, boxes drawn with their label and score, regions."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ def mask_overlay(image: Image.Image, label_map: np.ndarray, labels: Sequence[str
     """The image with each label's pixels tinted in its colour and a legend; ``label_map`` is -1 for background."""
     base = image.convert("RGB")
     if label_map.shape != (base.height, base.width):
-        lm = Image.fromarray(label_map.astype(np.int16) + 1, mode="I;16").resize(base.size, Image.NEAREST)
-        label_map = np.asarray(lm).astype(np.int16) - 1
+        label_map = cv2.resize(label_map.astype(np.int32), base.size, interpolation=cv2.INTER_NEAREST).astype(np.int16)
     pixels = np.asarray(base, dtype=np.float32).copy()
     for i in range(len(labels)):
         sel = label_map == i
@@ -81,3 +80,37 @@ def _font(image: Image.Image) -> ImageFont.ImageFont:
 def _text_size(draw: ImageDraw.ImageDraw, text: str, font) -> tuple[int, int]:
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     return right - left, bottom - top
+
+
+def regions_overlay(image: Image.Image, region_map: np.ndarray, regions, alpha: float = 0.55) -> Image.Image:
+    """What's in it: named regions tinted in their colours, unnamed ones outlined in grey, background untouched.
+
+    ``regions`` are clifs.engine.vision.regions.Region (label or None, guess, background); the legend
+    gives each named region's name and each unnamed one's best guess with a question mark.
+    """
+    base = image.convert("RGB")
+    if region_map.shape != (base.height, base.width):
+        region_map = cv2.resize(region_map.astype(np.int32), base.size, interpolation=cv2.INTER_NEAREST)
+    pixels = np.asarray(base, dtype=np.float32).copy()
+    names = list(dict.fromkeys(r.label for r in regions if r.label is not None))
+    grey = (200, 200, 200)
+    width = max(1, round(min(base.size) / 200))
+    outlines = []
+    for i, region in enumerate(regions):
+        sel = region_map == i
+        if region.label is not None:
+            c = colour(names.index(region.label))
+            pixels[sel] = (1 - alpha) * pixels[sel] + alpha * np.array(c, np.float32)
+            outlines.append((sel, c))
+        elif not region.background:
+            outlines.append((sel, grey))
+    pixels = pixels.round().astype(np.uint8)
+    for sel, c in outlines:
+        contours, _ = cv2.findContours(sel.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(pixels, contours, -1, c, width)
+    out = Image.fromarray(pixels)
+    entries = [(name, colour(i)) for i, name in enumerate(names)]
+    guesses = dict.fromkeys(f"{r.guess}?" for r in regions if r.label is None and not r.background)
+    entries += [(g, grey) for g in guesses]
+    _legend(out, entries or [("nothing named", grey)])
+    return out

@@ -13,11 +13,12 @@ tools embed with the same network. Install rclip into its own venv first:
 Photos: half 1920x1080, half 4000x3000 JPEGs (shapes-world scenes upscaled with sensor-like noise),
 made once under --photos. clifs's exported towers are made once before timing (as after its first
 model load); every timed run starts from a fresh home / data dir. Per repeat, alternating tools:
-  first index      clifs index PHOTOS              | rclip QUERY in PHOTOS (indexes, then searches)
+  first index      clifs index --no-ocr PHOTOS     | rclip QUERY in PHOTOS (indexes, then searches)
   unchanged        the same again                  | the same again
   cold search      clifs search QUERY              | rclip -n QUERY (no indexing)
   one new photo    clifs index of a folder with one photo: start-up + one batch (bounds start-up before the first batch)
-rclip cannot index without searching, so its indexing time is also given less its cold search.
+rclip cannot index without searching, so its indexing time is also given less its cold search; clifs runs
+without its OCR pass (--no-ocr), which rclip does not have.
 Medians over repeats; peak RSS of each process (ru_maxrss). Check `uptime` first: nothing else may run.
 """
 
@@ -184,15 +185,19 @@ def main() -> None:
             (home / "config.toml").write_text(f'precision = "{args.precision}"\nbatch_size = {args.batch_size}\n')
             clifs_env = dict(env, CLIFS_HOME=str(home), CLIFS_MODEL=spec)
             clifs = [sys.executable, "-m", "clifs.cli.main"]
-            wall, rss, out = measure_rss([*clifs, "index", "--no-progress", "--json", str(photos)], clifs_env)
+            wall, rss, out = measure_rss(
+                [*clifs, "index", "--no-ocr", "--no-progress", "--json", str(photos)], clifs_env
+            )
             assert json.loads(out)[0]["indexed"] == args.images, out
             add("clifs first index s", wall), add("clifs first index RSS GiB", rss)
-            wall, rss, out = measure_rss([*clifs, "index", "--no-progress", "--json", str(photos)], clifs_env)
+            wall, rss, out = measure_rss(
+                [*clifs, "index", "--no-ocr", "--no-progress", "--json", str(photos)], clifs_env
+            )
             assert json.loads(out)[0]["unchanged"] == args.images, out
             add("clifs unchanged s", wall), add("clifs unchanged RSS GiB", rss)
             wall, rss, _ = measure_rss([*clifs, "search", QUERY, "--top", "5"], clifs_env)
             add("clifs cold search s", wall), add("clifs search RSS GiB", rss)
-            wall, _, out = measure_rss([*clifs, "index", "--no-progress", "--json", str(one)], clifs_env)
+            wall, _, out = measure_rss([*clifs, "index", "--no-ocr", "--no-progress", "--json", str(one)], clifs_env)
             add("clifs one new photo s", wall)
 
             if args.skip_rclip:

@@ -122,11 +122,12 @@ def test_changed_weights_or_a_torn_record_are_not_used(tmp_path):
     os.utime(weights, ns=(0, weights.stat().st_mtime_ns + 10**9))  # the weights file changed
     assert model_cache.load_text(cache, spec) is None
 
-    assert model_cache.store(cache, spec, load_openclip(spec, device="cpu"))  # a fresh load saves anew
-    record = model_cache.record_dir(cache, spec) / "textual.int8.onnx"
-    with record.open("r+b") as f:
-        f.truncate(record.stat().st_size // 2)
-    assert model_cache.load_text(cache, spec) is None
+    for part in ("textual.int8.onnx", "tokenizer.json"):
+        assert model_cache.store(cache, spec, load_openclip(spec, device="cpu"))
+        record = model_cache.record_dir(cache, spec) / part
+        with record.open("r+b") as f:
+            f.truncate(record.stat().st_size // 2)
+        assert model_cache.load_text(cache, spec) is None, part
 
 
 SEARCH_WITHOUT_TORCH = """

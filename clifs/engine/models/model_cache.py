@@ -45,7 +45,7 @@ from clifs.engine.models.onnx_runtime import (
 log = logging.getLogger(__name__)
 
 #: Bump when the record layout or a tower's computation changes: older records are then ignored.
-FORMAT = 1
+FORMAT = 2
 _META = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 #: Texts a new record must encode as the loaded model does, within PROBE_TOLERANCE (max abs difference).
@@ -216,7 +216,7 @@ def store(cache_dir: Path, spec: str | None, encoder: Encoder, fallback_reason: 
             "sources": [_source_stamp(p) for p in exported["sources"]],
             "towers": exported["towers"],
             "dense": exported.get("dense"),
-            "graphs": {p.name: _graph_stamp(p) for p in sorted(tmp.iterdir()) if p.suffix == ".onnx"},
+            "graphs": {p.name: _graph_stamp(p) for p in sorted(tmp.iterdir()) if p.suffix in (".onnx", ".json")},
         }
         (tmp / _META).write_text(json.dumps(meta, indent=1))
         _swap_in(tmp, folder)

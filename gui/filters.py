@@ -1,4 +1,5 @@
-"""The filter bar: folder, kind and date range (``clifs.engine.search.Query`` fields), and a relevance slider.
+"""The filter bar: folder, kind, date range, when taken and with which camera (``clifs.engine.search.Query``
+fields), and a relevance slider.
 
 The slider only hides hits already found, so dragging it answers at once.
 """
@@ -23,6 +24,7 @@ DATE_PRESETS: list[tuple[str, float | None]] = [
     ("Between…", None),
 ]
 BETWEEN = len(DATE_PRESETS) - 1
+TAKEN_ANY, TAKEN_BETWEEN = 0, 1
 DEFAULT_STRICTNESS = 65
 
 
@@ -72,6 +74,27 @@ class FilterBar(QWidget):
         self.date_from.setAccessibleName("Modified from")
         self.date_to.setAccessibleName("Modified until")
 
+        # When a photo was taken (EXIF, RAW, video header; else the file's date) and with what.
+        self.taken = QComboBox()
+        self.taken.setAccessibleName("Taken filter")
+        self.taken.addItem("Taken any time")
+        self.taken.addItem("Taken between…")
+        self.taken.setToolTip("When the photo was taken (its EXIF date; the file's date when it records none)")
+        self.taken_from = QDateEdit(today.addYears(-1))
+        self.taken_to = QDateEdit(today)
+        for edit in (self.taken_from, self.taken_to):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+            edit.hide()
+            edit.dateChanged.connect(self.changed)
+        self.taken_from.setAccessibleName("Taken from")
+        self.taken_to.setAccessibleName("Taken until")
+        self.camera = QComboBox()
+        self.camera.setAccessibleName("Camera filter")
+        self.camera.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.camera.setMaximumWidth(240)
+        self.set_cameras([])
+
         self.relevance = QSlider(Qt.Orientation.Horizontal)
         self.relevance.setRange(0, 100)
         self.relevance.setValue(DEFAULT_STRICTNESS)
@@ -82,6 +105,8 @@ class FilterBar(QWidget):
         self.folder.currentIndexChanged.connect(self.changed)
         self.kind.currentIndexChanged.connect(self.changed)
         self.date.currentIndexChanged.connect(self._date_preset_changed)
+        self.taken.currentIndexChanged.connect(self._taken_changed)
+        self.camera.currentIndexChanged.connect(self.changed)
         self.relevance.valueChanged.connect(self.relevance_changed)
 
         layout = QHBoxLayout(self)
@@ -91,6 +116,10 @@ class FilterBar(QWidget):
         layout.addWidget(self.date)
         layout.addWidget(self.date_from)
         layout.addWidget(self.date_to)
+        layout.addWidget(self.taken)
+        layout.addWidget(self.taken_from)
+        layout.addWidget(self.taken_to)
+        layout.addWidget(self.camera)
         layout.addStretch(1)
         layout.addWidget(QLabel("Relevance"))
         layout.addWidget(self.relevance)
@@ -109,6 +138,23 @@ class FilterBar(QWidget):
         if current and index < 0:
             self.changed.emit()
 
+    def set_cameras(self, cameras: list[str]) -> None:
+        """Offer these cameras (from the catalog, most used first); keep the chosen one if it is still there."""
+        current = self.camera.currentData()
+        if self.camera.count() and [self.camera.itemData(i) for i in range(1, self.camera.count())] == list(cameras):
+            return  # refreshed after every indexing batch: leave an open popup alone
+        self.camera.blockSignals(True)
+        self.camera.clear()
+        self.camera.addItem("Any camera", None)
+        for name in cameras:
+            self.camera.addItem(name, name)
+        index = self.camera.findData(current) if current else 0
+        self.camera.setCurrentIndex(max(index, 0))
+        self.camera.setVisible(bool(cameras))
+        self.camera.blockSignals(False)
+        if current and index < 0:
+            self.changed.emit()
+
     def query(self, text: str | None, image: str | Image.Image | None, top: int) -> Query:
         """The search for ``text`` and ``image`` within the chosen folder, kind and dates."""
         after = before = None
@@ -118,6 +164,11 @@ class FilterBar(QWidget):
             after, before = _epoch(start), _epoch(end.addDays(1))
         elif DATE_PRESETS[preset][1] is not None:
             after = time.time() - DATE_PRESETS[preset][1]
+        taken_after = taken_before = None
+        if self.taken.currentIndex() == TAKEN_BETWEEN:
+            start, end = sorted((self.taken_from.date(), self.taken_to.date()))
+            # both days included: before the start of the day after the last one
+            taken_after, taken_before = _day(start), _day(end.addDays(1))
         return Query(
             text=text,
             image=image,
@@ -126,12 +177,24 @@ class FilterBar(QWidget):
             kind=self.kind.currentData(),
             modified_after=after,
             modified_before=before,
+            taken_after=taken_after,
+            taken_before=taken_before,
+            camera=self.camera.currentData(),
         )
 
     def _date_preset_changed(self, index: int) -> None:
         self.date_from.setVisible(index == BETWEEN)
         self.date_to.setVisible(index == BETWEEN)
         self.changed.emit()
+
+    def _taken_changed(self, index: int) -> None:
+        self.taken_from.setVisible(index == TAKEN_BETWEEN)
+        self.taken_to.setVisible(index == TAKEN_BETWEEN)
+        self.changed.emit()
+
+
+def _day(day: QDate) -> dt.date:
+    return dt.date(day.year(), day.month(), day.day())
 
 
 def _epoch(day: QDate) -> float:

@@ -104,9 +104,17 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             where = f" at {fmt.moment(hit.timestamp)}" if hit.timestamp is not None else ""
             error = self._errors.get(thumbnail_key(hit))
-            return f"{hit.path}{where}\nscore {fmt.score(hit.score)}" + (f"\nno preview: {error}" if error else "")
+            copies = (
+                f"\n{similar_badge(hit)}: {', '.join(Path(p).name for p in hit.duplicates[:5])}"
+                if hit.duplicates
+                else ""
+            )
+            shot = f"\nsame shot: {', '.join(Path(p).name for p in hit.same_shot)}" if hit.same_shot else ""
+            tip = f"{hit.path}{where}\nscore {fmt.score(hit.score)}{shot}{copies}"
+            return tip + (f"\nno preview: {error}" if error else "")
         if role == Qt.ItemDataRole.AccessibleTextRole:
-            return f"{Path(hit.path).name}, score {fmt.score(hit.score)}"
+            badge = f", {similar_badge(hit)}" if hit.duplicates else ""
+            return f"{Path(hit.path).name}, score {fmt.score(hit.score)}{badge}"
         if role == HIT_ROLE:
             return hit
         if role == THUMB_ERROR_ROLE:
@@ -159,6 +167,8 @@ class ResultDelegate(QStyledItemDelegate):
         image_rect = self._paint_thumbnail(painter, palette, thumb_area, index)
         if hit.timestamp is not None:
             self._paint_moment(painter, image_rect, hit.timestamp)
+        if similar_badge(hit):
+            self._paint_similar(painter, image_rect, similar_badge(hit))
 
         line = option.fontMetrics.height()
         text_rect = QRect(thumb_area.x(), thumb_area.bottom() + 6, thumb_area.width(), line)
@@ -196,6 +206,23 @@ class ResultDelegate(QStyledItemDelegate):
         return target
 
     @staticmethod
+    def _paint_similar(painter: QPainter, area: QRect, label: str) -> None:
+        """A badge in the thumbnail's top-right corner: this photo has near-duplicate copies."""
+        painter.save()
+        font = QFont(painter.font())
+        font.setBold(True)
+        painter.setFont(font)
+        width = painter.fontMetrics().horizontalAdvance(label) + 12
+        height = painter.fontMetrics().height() + 4
+        badge = QRect(area.right() - width - 5, area.top() + 5, width, height)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor(20, 90, 160, 200))
+        painter.drawRoundedRect(badge, 4, 4)
+        painter.setPen(QColor(255, 255, 255))
+        painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
+        painter.restore()
+
+    @staticmethod
     def _paint_moment(painter: QPainter, area: QRect, timestamp: float) -> None:
         """A dark badge on the thumbnail: this is a video, seen at this moment."""
         painter.save()
@@ -212,6 +239,11 @@ class ResultDelegate(QStyledItemDelegate):
         painter.setPen(QColor(255, 255, 255))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, label)
         painter.restore()
+
+
+def similar_badge(hit: Hit) -> str:
+    """ "+3 similar" on a hit that stands for a group of near-duplicate copies ("" for none)."""
+    return f"+{len(hit.duplicates)} similar" if hit.duplicates else ""
 
 
 class ResultsView(QListView):

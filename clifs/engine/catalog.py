@@ -115,7 +115,8 @@ class File(Base):
     camera: Mapped[str | None] = mapped_column(String, default=None)  # make and model as one name
     latitude: Mapped[float | None] = mapped_column(Float, default=None)
     longitude: Mapped[float | None] = mapped_column(Float, default=None)
-    phash: Mapped[int | None] = mapped_column(Integer, default=None)  # 64-bit perceptual hash, signed
+    #: perceptual signature (clifs.engine.image_hash): 4 x 64-bit hashes, the whole picture and centred crops
+    phash: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     dup_group: Mapped[int | None] = mapped_column(Integer, default=None)  # near-duplicate group (a file id)
     __table_args__ = (
         Index("ix_files_taken_at", "taken_at"),
@@ -215,7 +216,7 @@ MIGRATIONS: dict[int, Iterable[str]] = {
                 "camera VARCHAR",
                 "latitude FLOAT",
                 "longitude FLOAT",
-                "phash INTEGER",
+                "phash BLOB",
                 "dup_group INTEGER",
             )
         ),
@@ -324,7 +325,7 @@ class ImageFacts:
     width: int | None
     height: int | None
     taken_at: float | None
-    phash: int | None
+    phash: bytes | None  # a perceptual signature, or None (not computed yet)
 
 
 def _meta_columns(meta: PhotoMeta) -> dict:
@@ -895,8 +896,8 @@ class Catalog:
                 out.update(s.execute(select(Item.id, Item.file_id).where(Item.id.in_(ids[start : start + 900]))).all())
         return out
 
-    def set_phashes(self, hashes: dict[int, int]) -> None:
-        """Perceptual hashes computed later (files indexed before clifs kept them), by file id."""
+    def set_phashes(self, hashes: dict[int, bytes]) -> None:
+        """Perceptual signatures computed later (files indexed before clifs kept them), by file id."""
         if not hashes or self.read_only:
             return
         with self.write() as (s, _):

@@ -4,8 +4,9 @@ Two steps, neither O(n^2) in Python:
 
 1. Candidates by embedding: a FAISS range search of every image vector against all of them (exact
    for small libraries, IVF past ``EXACT_LIMIT``), keeping pairs at cosine >= the model's threshold.
-2. Confirmation by a 64-bit perceptual hash (clifs.engine.image_hash): two different photos of a plain
-   wall, or of one place, embed alike; their faint structure differs and the hashes say so.
+2. Confirmation by perceptual hashes (clifs.engine.image_hash; the whole picture and centred crops, so
+   a cropped copy still matches): two different photos of a plain wall, or of one place, embed alike;
+   their faint structure differs and the hashes say so.
 
 Confirmed pairs join into groups (union-find). The groups are stored in the catalog so a search
 shows one hit per group; new files join groups as they are indexed (``link_new_files``).
@@ -14,22 +15,22 @@ shows one hit per group; new files join groups as they are indexed (``link_new_f
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
 from clifs.engine.catalog import Catalog, ImageFacts
-from clifs.engine.image_hash import hamming
+from clifs.engine.image_hash import distance, is_signature
 
 log = logging.getLogger(__name__)
 
-#: Up to this many vectors the range search is exact (flat); past it IVF-Flat with NPROBE lists.
-EXACT_LIMIT = 20_000
-#: Near-duplicates are so close that they share an IVF list or its nearest neighbours: few probes do.
-NPROBE = 8
-QUERY_CHUNK = 16_384
+#: Up to this many vectors the range search is exact (one flat FAISS range search, BLAS-bound).
+EXACT_LIMIT = 4096
+#: Past it, IVF-Flat with about 2 * sqrt(n) lists: every vector searches the list it was put in, and a
+#: vector that lies near a list's border (its second-nearest centroid within ``BORDER`` of the nearest)
+#: also searches that second list, so copies split by a border are still found (bench/duplicates_scale.py).
+BORDER = 0.02
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,18 @@ class Calibration:
     source: str  # how the numbers were chosen
 
 
-#: Per model family (the model id's prefix); bench/duplicates_calibration.py measures them.
+#: Per model family (the model id's prefix), measured by bench/duplicates_calibration.py: resized, JPEG 35,
+#: 8 % cropped, 6 % cut off one side, blurred and crop+resize+JPEG copies of 20 pictures, against 190
+#: pairs of different pictures, plain walls and overlapping views of one place (bench/out/duplicates_calibration.json).
+#: The hash limit is the model-independent part: copies lay within 12 bits, different photos 20 or more.
 CALIBRATIONS: dict[str, Calibration] = {
-    "openclip:shapes-vit-tiny": Calibration(
-        0.95, 14, "bench/duplicates_calibration.py on shapes-world scenes (copies vs other scenes)"
-    ),
-    "starter:": Calibration(0.95, 14, "bench/duplicates_calibration.py on assets/demo (copies vs other photos)"),
-    # CLIP: the cosine commonly used for near-duplicates (issue #13); the hash limit as measured above.
-    "": Calibration(0.95, 14, "CLIP near-duplicate cosine 0.95; hash limit from bench/duplicates_calibration.py"),
+    # the 64-px test model sees an 8 % crop of a shapes scene at cosine 0.77-0.99: 118/120 copies at 0.88
+    "openclip:shapes-vit-tiny": Calibration(0.88, 14, "shapes-world scenes: 118/120 copies found, 0/197 false"),
+    # copies at cosine >= 0.954 (blur is the lowest), different demo photos up to 0.981 (the hash separates them)
+    "starter:": Calibration(0.92, 14, "assets/demo photos: 120/120 copies found, 0/197 false"),
+    # CLIP (any open_clip model): the near-duplicate cosine the issue states; not measured here (no CLIP
+    # weights on this offline machine), the hash limit as measured for the other two.
+    "": Calibration(0.95, 14, "CLIP near-duplicate cosine ~0.95 (stated, not measured here); hash limit measured"),
 }
 
 
@@ -73,32 +78,51 @@ def best_first(copies: Iterable[ImageFacts]) -> list[ImageFacts]:
 
 # -- candidates -----------------------------------------------------------------------------------
 def candidate_pairs(vectors: np.ndarray, threshold: float, *, exact_limit: int = EXACT_LIMIT) -> np.ndarray:
-    """(m, 2) row pairs i < j whose vectors' inner product is at least ``threshold``."""
+    """(m, 2) row pairs i < j whose vectors' inner product is at least ``threshold``.
+
+    Exact for up to ``exact_limit`` vectors; past that a FAISS IVF self-join: each vector is compared
+    with the ~sqrt(n) others of its list (and of a second list near a border), not with all n.
+    """
     import faiss
 
-    n, dim = vectors.shape if vectors.ndim == 2 else (0, 0)
+    n = len(vectors)
     if n < 2:
         return np.zeros((0, 2), np.int64)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     faiss.normalize_L2(x)
+    dim = x.shape[1]
     if n <= exact_limit:
         index = faiss.IndexFlatIP(dim)
-    else:
-        nlist = int(2 * math.sqrt(n))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)
-        index.train(x[np.sort(sample)])
-        index.nprobe = NPROBE
-    index.add(x)
-    found: list[np.ndarray] = []
-    for start in range(0, n, QUERY_CHUNK):
-        lims, _, ids = index.range_search(x[start : start + QUERY_CHUNK], threshold)
-        rows = np.repeat(np.arange(start, start + len(lims) - 1, dtype=np.int64), np.diff(lims).astype(np.int64))
-        ids = ids.astype(np.int64)
-        keep = rows != ids
-        found.append(np.stack([np.minimum(rows, ids)[keep], np.maximum(rows, ids)[keep]], axis=1))
-    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+        index.add(x)
+        return _pairs(*index.range_search(x, threshold)[::2], np.arange(n))
+    nlist = int(2 * np.sqrt(n))
+    kmeans = faiss.Kmeans(dim, nlist, niter=8, seed=0, spherical=True, max_points_per_centroid=32)
+    kmeans.train(x)
+    quantizer = faiss.IndexFlatIP(dim)
+    quantizer.add(kmeans.centroids)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.is_trained = True
+    index.nprobe = 1
+    near, lists = quantizer.search(x, 2)  # each vector's two nearest lists, once (not again per search)
+    first, second = (np.ascontiguousarray(lists[:, i : i + 1]) for i in (0, 1))
+    near_first, near_second = (np.ascontiguousarray(near[:, i : i + 1]) for i in (0, 1))
+    index.add_core(n, faiss.swig_ptr(x), None, faiss.swig_ptr(np.ascontiguousarray(first[:, 0])))
+    found = [_pairs(*index.range_search_preassigned(x, threshold, first, near_first)[::2], np.arange(n))]
+    border = np.flatnonzero(near[:, 1] >= near[:, 0] - BORDER)
+    if len(border):
+        lims, _, ids = index.range_search_preassigned(x[border], threshold, second[border], near_second[border])
+        found.append(_pairs(lims, ids, border))
+    pairs = np.concatenate(found)
     return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+
+def _pairs(lims: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """A range search's results as (i, j) pairs with i < j, from query rows ``rows``."""
+    queries = np.repeat(rows.astype(np.int64), np.diff(lims).astype(np.int64))
+    ids = ids.astype(np.int64)
+    keep = queries != ids
+    a, b = queries[keep], ids[keep]
+    return np.stack([np.minimum(a, b), np.maximum(a, b)], axis=1)
 
 
 def _groups_of(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
@@ -125,7 +149,7 @@ def _groups_of(pairs: Iterable[tuple[int, int]]) -> list[list[int]]:
 def group_vectors(
     ids: np.ndarray,
     vectors: np.ndarray,
-    hashes: Callable[[list[int]], dict[int, int | None]],
+    hashes: Callable[[list[int]], dict[int, bytes | None]],
     calibration: Calibration,
 ) -> list[list[int]]:
     """Groups of ``ids`` whose vectors are near-identical and whose hashes (``hashes(ids)``) agree."""
@@ -138,7 +162,7 @@ def group_vectors(
     for i, j in pairs.tolist():
         a, b = int(ids[i]), int(ids[j])
         ha, hb = known.get(a), known.get(b)
-        if ha is not None and hb is not None and hamming(ha, hb) <= calibration.max_hash_distance:
+        if ha is not None and hb is not None and distance(ha, hb) <= calibration.max_hash_distance:
             confirmed.append((a, b))
     return _groups_of(confirmed)
 
@@ -153,17 +177,17 @@ class PhashSource:
         self.max_pixels = max_pixels
         self.computed = 0
 
-    def __call__(self, file_ids: list[int]) -> dict[int, int | None]:
-        from clifs.engine.image_hash import perceptual_hash
+    def __call__(self, file_ids: list[int]) -> dict[int, bytes | None]:
+        from clifs.engine.image_hash import perceptual_signature
         from clifs.engine.media import MediaError, open_image
 
         facts = self.catalog.image_facts(file_ids)
-        out: dict[int, int | None] = {fid: f.phash for fid, f in facts.items()}
-        new: dict[int, int] = {}
+        out: dict[int, bytes | None] = {fid: f.phash if is_signature(f.phash) else None for fid, f in facts.items()}
+        new: dict[int, bytes] = {}
         for fid, f in facts.items():
-            if f.phash is None:
+            if out[fid] is None:
                 try:
-                    new[fid] = out[fid] = perceptual_hash(open_image(f.path, self.max_pixels))
+                    new[fid] = out[fid] = perceptual_signature(open_image(f.path, self.max_pixels))
                 except (MediaError, OSError) as exc:
                     log.info("no perceptual hash for %s: %s", f.path, exc)
         self.computed += len(new)
@@ -197,7 +221,7 @@ def link_new_files(
     catalog: Catalog,
     index,
     model_id: str,
-    new_files: dict[int, tuple[np.ndarray, int | None]],
+    new_files: dict[int, tuple[np.ndarray, bytes | None]],
     *,
     k: int = 32,
     max_pixels: int = 120_000_000,
@@ -221,7 +245,7 @@ def link_new_files(
     owners = catalog.file_ids_of_items(near)
     stored = dict(zip(near, catalog.vectors_of(np.asarray(near, np.int64), model_id, queries.shape[1])))
     hashes = PhashSource(catalog, max_pixels)
-    known = {f: h for f, (_, h) in new_files.items() if h is not None}
+    known = {f: h for f, (_, h) in new_files.items() if is_signature(h)}
     wanted = sorted({owners[i] for i in near if i in owners} - set(known))
     known.update({f: h for f, h in hashes(wanted).items() if h is not None})
     images = set(catalog.image_facts(owners.values()))
@@ -234,7 +258,7 @@ def link_new_files(
             if float(stored[int(item)] @ queries[row]) < calibration.cosine:
                 continue
             ha, hb = known.get(fid), known.get(other)
-            if ha is not None and hb is not None and hamming(ha, hb) <= calibration.max_hash_distance:
+            if ha is not None and hb is not None and distance(ha, hb) <= calibration.max_hash_distance:
                 pairs.add((min(fid, other), max(fid, other)))
     catalog.join_duplicates(sorted(pairs))
     return len(pairs)

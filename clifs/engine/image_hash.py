@@ -1,9 +1,13 @@
-"""A 64-bit perceptual hash (the DCT "pHash"): near-identical pictures differ in a few bits.
+"""Perceptual hashes (the DCT "pHash"): near-identical pictures differ in a few bits.
 
 Used to confirm that two photos whose embeddings are nearly equal are copies of one picture, not
 two pictures of the same kind of thing: two photos of a plain wall embed alike, but the faint
 gradients and texture the hash records differ. Resizing, recompression and light blur change only
-the finest detail, which the hash (the 8x8 lowest frequencies of a 32x32 grey copy) does not see.
+the finest detail, which a hash (the 8x8 lowest frequencies of a 32x32 grey copy) does not see.
+
+A crop moves everything, so one hash per picture is not enough: a picture's signature is the hash of
+the whole and of centred crops of 4, 8 and 12 %, and two signatures are compared whole against each
+crop both ways, so a copy cropped by up to ~15 % still lies within a few bits (bench/duplicates_calibration.py).
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import numpy as np
 from PIL import Image
 
 SIDE = 32
-BITS = 8  # an 8x8 block of frequencies: 64 bits
+BITS = 8  # an 8x8 block of frequencies: 64 bits per hash
+CROPS = (0.0, 0.04, 0.08, 0.12)  # share of width and height cut off, half from each side
+SIGNATURE_BYTES = 8 * len(CROPS)
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -26,18 +32,35 @@ def _dct_matrix(n: int) -> np.ndarray:
 _DCT = _dct_matrix(SIDE)[:BITS]
 
 
-def perceptual_hash(image: Image.Image) -> int:
-    """The hash as a signed 64-bit integer (what SQLite stores)."""
-    grey = image.convert("L")
-    if min(grey.size) > 4 * SIDE:
-        grey = grey.reduce(max(1, min(grey.size) // (4 * SIDE)))  # cheap box pre-shrink; Lanczos finishes
+def _hash(grey: Image.Image) -> bytes:
     small = np.asarray(grey.resize((SIDE, SIDE), Image.Resampling.LANCZOS), dtype=np.float32)
-    low = _DCT @ small @ _DCT.T  # (8, 8) lowest frequencies
-    flat = low.ravel()
-    bits = flat > np.median(flat[1:])  # the DC term (overall brightness) does not set the median
-    value = int.from_bytes(np.packbits(bits).tobytes(), "big")
-    return value - (1 << 64) if value >= 1 << 63 else value
+    low = (_DCT @ small @ _DCT.T).ravel()  # (8, 8) lowest frequencies
+    bits = low > np.median(low[1:])  # the DC term (overall brightness) does not set the median
+    return np.packbits(bits).tobytes()
 
 
-def hamming(a: int, b: int) -> int:
-    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+def perceptual_signature(image: Image.Image) -> bytes:
+    """The hashes of the whole picture and of its centred crops (``CROPS``), ``SIGNATURE_BYTES`` long."""
+    grey = image.convert("L")
+    if min(grey.size) > 8 * SIDE:
+        grey = grey.reduce(max(1, min(grey.size) // (8 * SIDE)))  # cheap box pre-shrink; Lanczos finishes
+    w, h = grey.size
+    out = b""
+    for share in CROPS:
+        dx, dy = int(w * share / 2), int(h * share / 2)
+        out += _hash(grey.crop((dx, dy, w - dx, h - dy)) if share else grey)
+    return out
+
+
+def _words(signature: bytes) -> list[int]:
+    return [int.from_bytes(signature[i : i + 8], "big") for i in range(0, len(signature), 8)]
+
+
+def distance(a: bytes, b: bytes) -> int:
+    """Bits (of 64) between two signatures: each whole picture against every crop of the other."""
+    wa, wb = _words(a), _words(b)
+    return min(min((wa[0] ^ y).bit_count() for y in wb), min((x ^ wb[0]).bit_count() for x in wa))
+
+
+def is_signature(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == SIGNATURE_BYTES

@@ -167,9 +167,9 @@ def open_image(
 def _described(meta: PhotoMeta, image: Image.Image) -> PhotoMeta:
     from dataclasses import replace
 
-    from clifs.engine.image_hash import perceptual_hash
+    from clifs.engine.image_hash import perceptual_signature
 
-    return replace(meta, phash=perceptual_hash(image))
+    return replace(meta, phash=perceptual_signature(image))
 
 
 def _open_raw(path: str | Path, max_pixels: int, min_side: int, describe: bool) -> Image.Image:

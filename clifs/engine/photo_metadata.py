@@ -52,7 +52,7 @@ class PhotoMeta:
     camera_model: str | None = None
     latitude: float | None = None
     longitude: float | None = None
-    phash: int | None = None  # 64-bit perceptual hash (signed), see clifs.engine.image_hash
+    phash: bytes | None = None  # perceptual signature of the picture (clifs.engine.image_hash)
 
     @property
     def taken_at(self) -> float | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from clifs.engine.catalog import Catalog, ItemInfo
+from clifs.engine.catalog import Catalog, ImageFacts, ItemInfo
 from clifs.engine.duplicates import best_first
 from clifs.engine.media import open_image
 from clifs.engine.models.base import Encoder, TextEncoder
@@ -227,25 +227,44 @@ class Searcher:
             k *= 4
 
     def _fold_copies(self, hits: list[Hit], all_copies: bool) -> list[Hit]:
-        """One hit per shot (a RAW beside its JPEG) and, unless ``all_copies``, per near-duplicate group."""
+        """One hit per shot (a RAW beside its JPEG) and, unless ``all_copies``, per near-duplicate group.
+
+        A group's hit takes the place of its best-scoring copy, with that score; it shows the best copy
+        (most pixels, then oldest) among the copies the search found (so it passed the filters), and
+        lists the group's other files in ``duplicates``, best first."""
+        by_group: dict[int, list[Hit]] = {}
+        if not all_copies:
+            for hit in hits:
+                if hit.dup_group is not None:
+                    by_group.setdefault(hit.dup_group, []).append(hit)
+        members = self.catalog.duplicate_members(by_group) if by_group else {}
         out: list[Hit] = []
         folded: set[str] = set()
-        groups_seen: set[int] = set()
-        groups = {h.dup_group for h in hits if h.dup_group is not None} if not all_copies else set()
-        members = self.catalog.duplicate_members(groups) if groups else {}
         for hit in hits:
-            if hit.path in folded or (hit.dup_group is not None and hit.dup_group in groups_seen):
+            if hit.path in folded:
                 continue
+            found = by_group.get(hit.dup_group) if hit.dup_group is not None else None
+            if found:
+                best = _best_copy(found)
+                best.score = max(h.score for h in found)
+                copies = [m for m in members.get(hit.dup_group, []) if m.path != best.path]
+                best.duplicates = [m.path for m in best_first(copies)]
+                folded.update(h.path for h in found)
+                hit = best
             if hit.kind == "image":
                 hit.same_shot = self.catalog.same_shot(hit.path)
+                hit.duplicates = [p for p in hit.duplicates if p not in hit.same_shot]
                 folded.update(hit.same_shot)
-            if hit.dup_group is not None and not all_copies:
-                groups_seen.add(hit.dup_group)
-                copies = [m for m in members.get(hit.dup_group, []) if m.path != hit.path]
-                hit.duplicates = [m.path for m in best_first(copies) if m.path not in folded]
-                folded.update(hit.duplicates)
+            folded.update(hit.duplicates)
+            folded.add(hit.path)
             out.append(hit)
         return out
+
+
+def _best_copy(hits: list[Hit]) -> Hit:
+    facts = {h.path: ImageFacts(0, h.path, h.size, h.mtime, h.width, h.height, h.taken_at, None) for h in hits}
+    first = best_first(facts.values())[0].path
+    return next(h for h in hits if h.path == first)
 
 
 def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInfo], moments: int) -> list[Hit]:

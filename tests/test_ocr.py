@@ -67,6 +67,25 @@ def test_index_runs_both_passes_and_quoted_search_finds_each_word_first(word_lib
         library.close()
 
 
+def test_the_text_boost_is_bounded_and_lowers_nothing(word_library, test_encoder):
+    from clifs.engine.text_search import TEXT_BOOST
+
+    home, folder, rendered, plain, _ = word_library
+    library = Library(home, encoder=test_encoder)
+    try:
+        query = "a sign that says gazpacho"  # "sign" is in no picture: it does not dilute the share
+        total = len(rendered) + len(plain)
+        before = {h.path: h.score for h in library.search(query, top=total, text_boost=False)}
+        after = {h.path: h for h in library.search(query, top=total)}
+        assert set(before) == set(after)
+        target = str(rendered[6].path)
+        assert after[target].score == pytest.approx(before[target] + TEXT_BOOST, abs=1e-5)
+        assert after[target].text.lower() == "gazpacho" and after[target].text_boxes
+        assert all(after[p].score == pytest.approx(s, abs=1e-6) for p, s in before.items() if p != target)
+    finally:
+        library.close()
+
+
 def test_quoted_search_from_the_command_line_carries_text_and_boxes(word_library):
     home, folder, rendered, plain, _ = word_library
     hits = _json(run_clifs(home, "search", '"quokka"', "--json"))

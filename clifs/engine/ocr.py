@@ -34,6 +34,8 @@ DEFAULT_MAX_SIDE = 960
 MIN_CONFIDENCE = 0.6
 #: Crops per recogniser run.
 REC_BATCH = 16
+#: The second, smaller look (for large letters) is taken only on pictures seen at least this large.
+MIN_SECOND_LOOK = 320
 
 
 def engine_version() -> str:
@@ -84,7 +86,7 @@ class OcrEngine:
                 params={
                     "Global.log_level": "error",
                     "Global.text_score": MIN_CONFIDENCE,
-                    "Global.max_side_len": self.max_side,
+                    "Global.max_side_len": 2 * self.max_side,
                     "Det.limit_type": "max",
                     "Det.limit_side_len": self.max_side,
                     "Rec.rec_batch_num": REC_BATCH,
@@ -98,19 +100,31 @@ class OcrEngine:
 
     def read(self, image: Image.Image, original_size: tuple[int, int] | None = None) -> list[TextLine]:
         """The lines of text in ``image``; boxes scaled to ``original_size`` (width, height) when the
-        image was decoded smaller than the file."""
-        rgb = shrink(image.convert("RGB"), self.max_side)
-        scale_x = scale_y = 1.0
-        if original_size:
-            scale_x, scale_y = original_size[0] / rgb.width, original_size[1] / rgb.height
-        bgr = np.ascontiguousarray(np.asarray(rgb)[:, :, ::-1])
+        image was decoded smaller than the file.
+
+        The detector sees the picture with its long side at ``max_side`` (a small picture is enlarged
+        up to twice, a large one shrunk). Letters taller than about a tenth of that escape it, so
+        when it finds nothing it looks once more at half that size (a quarter of the pixels)."""
+        rgb = image.convert("RGB")
+        full = original_size or rgb.size
+        long_side = max(rgb.size)
+        first = min(self.max_side, 2 * long_side)
+        lines = self._read_at(rgb, first, full)
+        if not lines and first // 2 >= MIN_SECOND_LOOK:
+            lines = self._read_at(rgb, first // 2, full)
+        return lines
+
+    def _read_at(self, rgb: Image.Image, side: int, full: tuple[int, int]) -> list[TextLine]:
+        scaled = resize_long_side(rgb, side)
+        scale_x, scale_y = full[0] / scaled.width, full[1] / scaled.height
+        bgr = np.ascontiguousarray(np.asarray(scaled)[:, :, ::-1])
         with self._lock:
             result = self._engine()(bgr)
         if getattr(result, "txts", None) is None or result.boxes is None:
             return []
         lines = []
         for box, text, score in zip(result.boxes, result.txts, result.scores):
-            if not text.strip():
+            if _noise(text.strip(), float(score)):
                 continue
             corners = [[int(round(x * scale_x)), int(round(y * scale_y))] for x, y in np.asarray(box).tolist()]
             lines.append(TextLine(text.strip(), round(float(score), 4), corners))
@@ -149,13 +163,25 @@ class OcrEngine:
         return [out[item_id] for item_id, _ in items]
 
 
-def shrink(image: Image.Image, max_side: int) -> Image.Image:
-    """``image`` with its long side at most ``max_side`` (area averaging keeps thin strokes)."""
+def _noise(text: str, confidence: float) -> bool:
+    """A line that is most likely texture read as a letter: empty, or one sign (a lone "0" in foliage);
+    one CJK character counts when read with confidence."""
+    from clifs.engine.ocr_text import has_cjk, normalise
+
+    folded = normalise(text).replace(" ", "")
+    if len(folded) >= 2:
+        return False
+    return not (folded and has_cjk(folded) and confidence >= 0.9)
+
+
+def resize_long_side(image: Image.Image, side: int) -> Image.Image:
+    """``image`` with its long side at ``side`` (area averaging down, bicubic up)."""
     w, h = image.size
-    scale = max_side / max(w, h)
-    if scale >= 1.0:
+    scale = side / max(w, h)
+    if abs(scale - 1.0) < 0.02:
         return image
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.BOX)
+    method = Image.Resampling.BOX if scale < 1.0 else Image.Resampling.BICUBIC
+    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), method)
 
 
 def read_path(engine: OcrEngine, path: str | Path, max_pixels: int = 120_000_000) -> list[TextLine]:

@@ -106,6 +106,12 @@ def fts_query(phrase: str) -> str | None:
     return " AND ".join(parts) if parts else None
 
 
+def exact_fts_query(phrase: str) -> str | None:
+    """The FTS5 expression for the phrase's words exactly (no OCR error): each of 3 letters or more."""
+    parts = [_quoted(w) for w in normalise(phrase).split() if len(w) >= 3]
+    return " AND ".join(parts) if parts else None
+
+
 def scan_needles(phrase: str) -> list[str]:
     """Substrings a text must hold when ``fts_query`` is None (every word shorter than 3)."""
     return normalise(phrase).split()
@@ -142,16 +148,35 @@ def find_phrase(phrase: str, text_normal: str) -> PhraseMatch | None:
     if cjk:
         at = text.find(pattern)
         return PhraseMatch(0, at, at + len(pattern)) if at >= 0 else None
+    at = text.find(pattern)
+    while at >= 0:
+        if at in starts and (len(pattern) >= WHOLE_WORD_BELOW or at + len(pattern) in ends):
+            return PhraseMatch(0, at, at + len(pattern))
+        at = text.find(pattern, at + 1)
     if not budget:
-        best = None
-        at = text.find(pattern)
-        while at >= 0:
-            if at in starts and (len(pattern) >= WHOLE_WORD_BELOW or at + len(pattern) in ends):
-                best = PhraseMatch(0, at, at + len(pattern))
-                break
-            at = text.find(pattern, at + 1)
-        return best
+        return None
+    if budget == 1:  # the usual case: look only around where a half of the phrase stands intact
+        return _near_halves(pattern, text, starts)
     return _approximate(pattern, text, starts, budget)
+
+
+def _near_halves(pattern: str, text: str, starts: set[int]) -> PhraseMatch | None:
+    """One edit leaves one half of ``pattern`` intact: run the DP only on windows around each place a
+    half occurs (a few dozen letters), not on the whole text."""
+    m, half = len(pattern), len(pattern) // 2
+    best: PhraseMatch | None = None
+    for piece, offset in ((pattern[:half], 0), (pattern[half:], half)):
+        at = text.find(piece)
+        while at >= 0:
+            lo = max(0, at - offset - 2)
+            hi = min(len(text), at - offset + m + 2)
+            window_starts = {p - lo for p in starts if lo <= p < hi}
+            if window_starts:
+                found = _approximate(pattern, text[lo:hi], window_starts, 1)
+                if found is not None and (best is None or found.edits < best.edits):
+                    best = PhraseMatch(found.edits, found.start + lo, found.end + lo)
+            at = text.find(piece, at + 1)
+    return best
 
 
 def _approximate(pattern: str, text: str, starts: set[int], budget: int) -> PhraseMatch | None:

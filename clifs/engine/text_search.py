@@ -6,9 +6,10 @@
   With an unquoted part (``a truck "odwalla"``) or a query image, those pictures are ranked by its
   meaning; a phrase alone ranks exact matches first, then by how well the model itself sees the
   phrase. Several phrases must all appear.
-- An unquoted text query gains from words: a picture whose text holds words of the query (4 letters
-  or more) has its score raised by ``TEXT_BOOST`` times the share of those words it holds, so the
-  boost is bounded (at most ``TEXT_BOOST``) and pictures without text are never lowered.
+- An unquoted text query gains from words: a picture whose text holds words of the query exactly (4
+  letters or more, not a stop word like "with" or "says") has its score raised by ``TEXT_BOOST`` times the
+  share it holds of the query words that some picture shows (a word no picture shows does not
+  count), so the boost is bounded (at most ``TEXT_BOOST``) and pictures without text are never lowered.
 - Hits carry the matched words (``text``), their boxes (``text_boxes``: text, box in the file's
   pixels, confidence) and everything read in the hit's picture (``recognised``).
 """
@@ -20,30 +21,39 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clifs.engine.ocr_text import find_phrase, fts_query, line_matches, query_words, scan_needles, split_query
+from clifs.engine.ocr_text import (
+    exact_fts_query,
+    find_phrase,
+    fts_query,
+    line_matches,
+    query_words,
+    scan_needles,
+    split_query,
+)
 
 if TYPE_CHECKING:
     from clifs.engine.catalog import Catalog
     from clifs.engine.search import Hit, Query, Searcher
 
 #: The most an unquoted query's score can rise when a picture shows its words (cosine units).
-TEXT_BOOST = 0.05
+TEXT_BOOST = 0.1
 #: Candidates a phrase may have before the rarest ones are kept (a word in every picture is no filter).
 MAX_CANDIDATES = 20_000
 
 
-def matching_items(catalog: Catalog, phrases: list[str]) -> dict[int, int]:
-    """Items whose text holds every phrase: item id -> OCR errors tolerated in the match (0: exact)."""
+def matching_items(catalog: Catalog, phrases: list[str], tolerant: bool = True) -> dict[int, int]:
+    """Items whose text holds every phrase: item id -> OCR errors tolerated in the match (0: exact).
+    ``tolerant`` False: exact matches only (one FTS5 lookup per phrase, no candidates to confirm)."""
     result: dict[int, int] | None = None
     for phrase in phrases:
-        expression = fts_query(phrase)
+        expression = fts_query(phrase) if tolerant else exact_fts_query(phrase)
         rows = catalog.text_candidates(expression, [] if expression else scan_needles(phrase), MAX_CANDIDATES)
         found = {}
         for item_id, normal in rows:
             if result is not None and item_id not in result:
                 continue
             match = find_phrase(phrase, normal)
-            if match is not None:
+            if match is not None and (tolerant or match.edits == 0):
                 found[item_id] = match.edits + (result[item_id] if result is not None else 0)
         result = found
         if not result:
@@ -94,10 +104,12 @@ def _phrase_search(searcher: Searcher, query: Query, meaning: str, phrases: list
 def _boosted(searcher: Searcher, query: Query, words: list[str]) -> list[Hit]:
     plain = replace(query, text_boost=False)
     hits = searcher.search_by_meaning(plain)
+    found = {word: matching_items(searcher.catalog, [word], tolerant=False) for word in words}
+    shown_words = [w for w in words if found[w]]  # words no picture shows do not dilute the share
     share: dict[int, float] = {}
-    for word in words:
-        for item_id in matching_items(searcher.catalog, [word]):
-            share[item_id] = share.get(item_id, 0.0) + 1.0 / len(words)
+    for word in shown_words:
+        for item_id in found[word]:
+            share[item_id] = share.get(item_id, 0.0) + 1.0 / len(shown_words)
     if not share:
         return hits
     shown = searcher.search_by_meaning(replace(plain, only_items=np.fromiter(share, np.int64)))

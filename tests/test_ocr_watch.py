@@ -3,6 +3,7 @@ with its own progress in the status; real watchdog, real OCR models, real render
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from clifs.engine.library import Library
 from indexer.service import IndexerService
 from indexer.status import read_status_file
+from tests.conftest import run_clifs
 from tests.indexer_helpers import wait_until
 from tests.ocr_helpers import draw_words, scene
 
@@ -77,6 +79,8 @@ def test_the_watcher_reads_text_in_the_background_after_embedding(tmp_path, clif
     assert status.state == "watching" and not status.reading_text
     on_disk = read_status_file(clifs_home)
     assert on_disk["text_done"] == 5 and "text_queued" in on_disk
+    seen = json.loads(run_clifs(clifs_home, "status", "--json").stdout)[0]  # from another process
+    assert seen["running"] and seen["text_done"] == 5 and seen["text_queued"] == 0 and not seen["reading_text"]
 
     reader = Library(clifs_home, encoder=test_encoder)
     try:

@@ -43,6 +43,7 @@ from gui.indexing import IndexerBridge
 from gui.query_chip import QueryChip
 from gui.results import ResultsModel, ResultsView
 from gui.search_controller import SearchController
+from gui.sketch_pad import SketchPad
 from gui.status import StatusPanel
 from gui.workers import ModelLoader, VisionRunner, preview_loader, thumbnail_loader
 
@@ -64,6 +65,7 @@ class MainWindow(QMainWindow):
         self._folder_chooser = folder_chooser
         self._model_error: str | None = None
         self._chip_key: str | None = None  # the thumbnail key of the query image's chip icon
+        self._sketch_query = False  # the query image is the sketch pad's
         self.setWindowTitle("clifs")
         self.resize(1180, 760)
         self.setAcceptDrops(True)
@@ -81,11 +83,18 @@ class MainWindow(QMainWindow):
         self.search_field.setAccessibleName("Search")
         self.search_field.installEventFilter(self)
         self.chip = QueryChip()
+        self.sketch_button = QPushButton("Sketch")
+        self.sketch_button.setCheckable(True)
+        self.sketch_button.setToolTip("Draw what you are looking for: the sketch is searched like a dropped image")
+        self.sketch = SketchPad()
+        self.sketch.setMaximumWidth(260)
+        self.sketch.hide()
         self.folders_button = QPushButton("Folders…")
         self.folders_button.setToolTip("Choose the folders clifs indexes")
         search_row = QHBoxLayout()
         search_row.addWidget(self.search_field, 1)
         search_row.addWidget(self.chip)
+        search_row.addWidget(self.sketch_button)
         search_row.addWidget(self.folders_button)
         self.filters = FilterBar()
 
@@ -100,10 +109,11 @@ class MainWindow(QMainWindow):
         self.detail = DetailPane()
         self.detail.hide()
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(self.sketch)
         self.splitter.addWidget(self.stack)
         self.splitter.addWidget(self.detail)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(1, 3)
+        self.splitter.setStretchFactor(2, 2)
         self.splitter.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -139,6 +149,9 @@ class MainWindow(QMainWindow):
         self.search.failed.connect(lambda reason: self.statusBar().showMessage(f"Search failed: {reason}", 10_000))
         self.filters.relevance_changed.connect(lambda _: self._show_hits())
         self.chip.removed.connect(self.clear_query_image)
+        self.sketch_button.toggled.connect(self.sketch.setVisible)
+        self.sketch.sketched.connect(lambda image: self.set_query_image(image, "Sketch"))
+        self.sketch.cleared.connect(self._sketch_cleared)
         self.image_input.given.connect(self.set_query_image)
         self.folders_button.clicked.connect(self.show_folders)
         self.empty.button.clicked.connect(self._empty_state_action)
@@ -226,11 +239,12 @@ class MainWindow(QMainWindow):
     def add_folder(self, path: str) -> None:
         self.folders.add_folder(path)
 
-    def set_query_image(self, image: str | QImage) -> None:
-        """Search by this image (a file path or pasted pixels), combined with any text typed."""
+    def set_query_image(self, image: str | QImage, name: str = "Pasted image") -> None:
+        """Search by this image (a file path, pasted pixels or a sketch), combined with any text typed."""
+        self._sketch_query = name == "Sketch"
         if isinstance(image, QImage):
             self._chip_key = None
-            self.chip.show_query("Pasted image")
+            self.chip.show_query(name)
             self.chip.set_icon(image)
             self.search.set_image(qimage_to_pil(image))
         else:
@@ -239,7 +253,13 @@ class MainWindow(QMainWindow):
             self.thumbnails.request(self._chip_key, image, None, priority=2000)
             self.search.set_image(image)
 
+    def _sketch_cleared(self) -> None:
+        """A cleared pad stops a sketch search (not a dropped or pasted image's)."""
+        if self._sketch_query:
+            self.clear_query_image()
+
     def clear_query_image(self) -> None:
+        self._sketch_query = False
         self._chip_key = None
         self.chip.hide()
         self.search.set_image(None)

@@ -442,14 +442,17 @@ class Catalog:
             has_version = conn.execute(
                 text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'")
             ).first()
-            if not has_version:
+            version = conn.execute(select(func.max(SchemaVersion.version))).scalar_one() if has_version else None
+            if version is None:
+                # A new catalog, or one whose creation a kill interrupted: SQLite's driver commits each
+                # CREATE TABLE on its own, so some tables can exist without the version row. Both
+                # steps below skip what already exists.
                 Base.metadata.create_all(conn)
                 for statement in _OCR_SQL:
                     conn.execute(text(statement))
                 conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
-                conn.execute(Meta.__table__.insert().values(key="generation", value="0"))
+                conn.execute(Meta.__table__.insert().prefix_with("OR IGNORE").values(key="generation", value="0"))
                 return
-            version = conn.execute(select(func.max(SchemaVersion.version))).scalar_one()
             if version > SCHEMA_VERSION:
                 raise CatalogError(
                     f"The catalog {self.path} has schema version {version}, newer than this clifs "

@@ -254,12 +254,13 @@ def test_names_with_a_newline_print_escaped_in_text_and_exact_in_json(library):
     escaped = printable(str(odd))
     assert escaped.endswith("new\\nline\\x1b[31m.png")
 
-    text = run_clifs(home, "search", "a red circle", "--top", "2")
+    # The odd name is a copy of the red circle: --all-copies shows it as its own hit, not "+1 similar".
+    text = run_clifs(home, "search", "a red circle", "--top", "2", "--all-copies")
     assert text.returncode == 0, text.stderr
     lines = text.stdout.splitlines()
     assert len(lines) == 2 and "\x1b" not in text.stdout  # one line per hit, no raw escape
     assert {line.split("  ", 1)[1] for line in lines} == {escaped, str(singles["red circle"])}
-    hits = _json(run_clifs(home, "search", "a red circle", "--top", "2", "--json"))
+    hits = _json(run_clifs(home, "search", "a red circle", "--top", "2", "--all-copies", "--json"))
     assert str(odd) in {h["path"] for h in hits}  # JSON gives the exact name back
 
     listed = run_clifs(home, "list")
@@ -307,7 +308,7 @@ def test_a_label_with_a_newline_prints_escaped(library):
     proc = run_clifs(home, "label", str(singles["red circle"]), "--labels", "red circle,blue\nsquare")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 2 and lines[0].endswith("  red circle") and lines[1].endswith("  blue\\nsquare")
+    assert len(lines) == 2 and lines[0].endswith("  red circle") and lines[1].endswith("  blue\\nsquare  (guess)")
 
 
 def test_a_damaged_home_is_one_line_and_exit_2(tmp_path):

@@ -87,8 +87,11 @@ class _LazySession:
         return self._session
 
     def warm_up_in_background(self) -> None:
-        """Start building the session now, off this thread (decoding the first batch overlaps it)."""
-        threading.Thread(target=self.get, name="clifs-model-load", daemon=True).start()
+        """Start building the session now, off this thread (decoding the first batch overlaps it).
+
+        Not a daemon: a process that exits while ONNX Runtime is still building the session would
+        abort ("terminate called without an active exception"); the interpreter waits for it instead."""
+        threading.Thread(target=self.get, name="clifs-model-load").start()
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.get().run(None, feeds)[0]

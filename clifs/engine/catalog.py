@@ -1141,27 +1141,6 @@ class Catalog:
         found = self.get_meta(f"embedded_by:{model_id}")
         return json.loads(found) if found else []
 
-    def record_embedder(self, model_id: str, runtime: str) -> None:
-        """Note that ``runtime`` ("onnxruntime int8", "torch fp16 cuda") made vectors of ``model_id``.
-
-        Vectors of one model id are one space whatever made them; this says what did, for a person or a bench.
-        """
-        import json
-
-        key = f"embedded_by:{model_id}"
-        with self.write() as (s, _):
-            found = s.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
-            runtimes = json.loads(found) if found else []
-            if runtime not in runtimes:
-                self._set_meta(s, key, json.dumps([*runtimes, runtime]))
-
-    def embedders(self, model_id: str) -> list[str]:
-        """Every runtime that made vectors of ``model_id``, oldest first (see ``record_embedder``)."""
-        import json
-
-        found = self.get_meta(f"embedded_by:{model_id}")
-        return json.loads(found) if found else []
-
     @staticmethod
     def _set_meta(s: Session, key: str, value: str) -> None:
         if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:

@@ -5,8 +5,8 @@ DNG (embedded preview vs demosaic).
 
 The picture is a demo photo upscaled to 4000 x 3000 with a little noise (so codecs see photo-like
 detail, not flat colour). HEIC is written by pillow-heif (x265, quality 80) without and with a
-320 x 240 thumbnail (as phones write them; the indexer asks for at least 256 px, so it decodes the
-full picture either way); AVIF by Pillow (quality 75, speed 8); the DNGs by devkit/dng.py as 16-bit
+320 x 240 thumbnail (as phones write them; its 240-px short side is enough for the models' 224-px
+input, so the indexer decodes the thumbnail); AVIF by Pillow (quality 75, speed 8); the DNGs by devkit/dng.py as 16-bit
 RGGB mosaics, one with a 1600 x 1200 JPEG preview (what LibRaw's extract_thumb gives), one without
 (LibRaw half-size demosaic). Medians of ``--repeats`` runs; prints the file size too.
 Writes bench/out/decode_formats.json.
@@ -67,7 +67,7 @@ def main() -> None:
         for name, what in (
             ("photo.jpg", "JPEG (draft: DCT-domain downscale)"),
             ("photo.heic", "HEIC, no thumbnail (full decode)"),
-            ("thumb.heic", "HEIC with a 320x240 thumbnail (too small: full decode)"),
+            ("thumb.heic", "HEIC with a 320x240 thumbnail (as phones write them: the thumbnail)"),
             ("photo.avif", "AVIF (full decode)"),
             ("preview.dng", "DNG with a 1600x1200 JPEG preview"),
             ("mosaic.dng", "DNG without a preview (half-size demosaic)"),

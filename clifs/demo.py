@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.load()
     if args.model:
         settings.model = args.model
+    # The registry logs the missing-weights fallback and hands back the same reason, which index_demo
+    # prints as a note: without this the person reads it twice.
+    logging.getLogger("clifs.engine.models.registry").setLevel(logging.ERROR)
     try:
         library = index_demo(settings)
     except ModelUnavailable as exc:

@@ -238,3 +238,12 @@ def test_a_raw_too_large_for_the_pixel_cap_is_refused(tmp_path):
     write_dng(tmp_path / "x.dng", _scenes(33, 1, 128)[0])
     with pytest.raises(MediaError, match="too large"):
         open_image(tmp_path / "x.dng", max_pixels=100 * 100)
+
+
+def test_a_heic_thumbnail_large_enough_for_the_model_is_used(tmp_path):
+    picture = _scenes(34, 1, 640)[0].resize((640, 480))
+    picture.save(tmp_path / "phone.heic", quality=90, thumbnails=[320])  # a phone's 320x240 thumbnail
+    small = open_image(tmp_path / "phone.heic")  # as the indexer asks (min side 256)
+    assert small.size == (320, 240) and small.info["original_size"] == (640, 480)
+    assert _likeness(small, picture) > 0.95
+    assert open_image(tmp_path / "phone.heic", min_side=400).size == (640, 480)  # a preview wants more

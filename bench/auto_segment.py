@@ -79,11 +79,11 @@ def eval_auto(encoder, data: list[Scene], options: RegionOptions) -> dict:
     }
 
 
-def eval_labelled_masks(encoder, data: list[Scene], options: DenseOptions = DenseOptions()) -> dict:
+def eval_labelled_masks(encoder, data: list[Scene], options: DenseOptions | None = None) -> dict:
     found = objects = 0
     started = time.perf_counter()
     for scene in data:
-        seg = segment(encoder, scene.image, NAMES, options=options)
+        seg = segment(encoder, scene.image, NAMES, options=options or DenseOptions())
         for obj in scene.objects:
             objects += 1
             found += iou(seg.label_map == NAMES.index(obj.name), obj.mask) >= 0.5

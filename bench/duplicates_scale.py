@@ -60,7 +60,7 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         x, planted = library(n, args.dim)
         runs = [("auto", None)] + ([("exact", n)] if args.exact_too else [])
-        for name, limit in runs:
+        for _name, limit in runs:
             started = time.perf_counter()
             pairs = candidate_pairs(x, 0.95) if limit is None else candidate_pairs(x, 0.95, exact_limit=limit)
             search_s = time.perf_counter() - started

@@ -42,6 +42,7 @@ class OcrReport:
     lines: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    vanished: int = 0  # files gone from disk before they could be read: left to the scan, not failed
     stopped: bool = False  # asked to stop (or out of time) with files left
     unavailable: str | None = None  # the engine could not run at all
 
@@ -114,6 +115,9 @@ class OcrPass:
             log.exception("OCR failed on %s", t.path)
             error = f"text could not be read: {type(exc).__name__}: {exc}"
         seconds = time.monotonic() - began
+        if error is not None and not os.path.lexists(t.path):
+            report.vanished += 1  # deleted meanwhile: the watcher or the next scan removes its row
+            return
         self.library.catalog.commit_ocr([OcrRead(t.file_id, version, items, error, seconds)])
         lines = sum(len(v) for v in items.values())
         if error:

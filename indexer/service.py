@@ -323,6 +323,8 @@ class IndexerService:
             )
         finally:
             self._publisher.set_reading_text(False)
+        if report.vanished and not report.read and not report.failed:
+            self._ocr_clean_at = self._generation()  # only vanished files left: wait for their removal
         if report.unavailable:
             self._ocr_off = report.unavailable
             self._publisher.set_text_queued(0)

@@ -289,3 +289,23 @@ def test_an_older_catalog_upgrades_and_its_files_are_read_on_the_next_run(tmp_pa
     summary = _json(run_clifs(home, "index", str(folder), "--json", "--no-progress", timeout=300))[0]
     assert summary["unchanged"] == 1 and summary["ocr"]["read"] == 1 and summary["ocr"]["with_text"] == 1
     assert [Path(h["path"]).name for h in _json(run_clifs(home, "search", '"mustard"', "--json"))] == ["a.jpg"]
+
+
+def test_a_file_deleted_before_its_text_is_read_is_no_failure(tmp_path, test_encoder):
+    from indexer.ocr_pass import OcrPass
+    from indexer.pipeline import Pipeline
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    draw_words(scene(256, 950), "walrus", "Lato-Bold", 40).save(folder / "kept.jpg", quality=90)
+    draw_words(scene(256, 951), "pebble", "Lato-Bold", 40).save(folder / "gone.jpg", quality=90)
+    library = Library(tmp_path / "home", encoder=test_encoder)
+    try:
+        Pipeline(library).index_folders([str(folder)])
+        (folder / "gone.jpg").unlink()  # the watcher has not seen it go yet
+        report = OcrPass(library).run([str(folder)])
+        assert report.read == 1 and report.vanished == 1 and report.failed == []
+        assert library.catalog.ocr_counts()["failed"] == 0
+        assert [Path(t.path).name for t in library.catalog.ocr_todo(library.ocr.version)] == ["gone.jpg"]
+    finally:
+        library.close()

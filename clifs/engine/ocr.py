@@ -83,7 +83,9 @@ class OcrEngine:
             try:
                 from rapidocr import RapidOCR
             except ImportError as exc:
-                raise OcrUnavailable(f"the OCR engine is not installed ({exc}): pip install rapidocr onnxruntime") from None
+                raise OcrUnavailable(
+                    f"the OCR engine is not installed ({exc}): pip install rapidocr onnxruntime"
+                ) from None
             self._ocr = RapidOCR(
                 params={
                     "Global.log_level": "error",

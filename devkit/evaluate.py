@@ -22,13 +22,17 @@ def zero_shot_accuracy(encoder: Encoder, n_images: int = 480, template_set: str 
     return float((predicted == truth).mean())
 
 
-def text_to_image_recall_at_1(encoder: Encoder, gallery_size: int = 500, seed: int = 2) -> float:
+def text_to_image_recall_at_1(encoder: Encoder, gallery_size: int = 500, seed: int = 2, language: str = "en") -> float:
     """For each "a {colour} {shape}" present in a gallery of mixed scenes (0-3 objects),
-    whether the top-ranked image contains that object; averaged over the queries."""
+    whether the top-ranked image contains that object; averaged over the queries.
+    ``language`` "zh" asks the same in Chinese ("一个红色的圆", devkit/shapes_zh.py)."""
+    from devkit.shapes_zh import query_zh
+
     scenes = list(iter_scenes(HELD_OUT_SEED_BASE + seed, gallery_size, _image_size(encoder)))
     images = encoder.encode_pil([s.image for s in scenes])
     present = [n for n in OBJECT_NAMES if any(o.name == n for s in scenes for o in s.objects)]
-    texts = encoder.encode_texts([f"a {n}" for n in present])
+    queries = [query_zh(*n.split()) if language == "zh" else f"a {n}" for n in present]
+    texts = encoder.encode_texts(queries)
     top = (texts @ images.T).argmax(axis=1)
     return float(np.mean([any(o.name == n for o in scenes[i].objects) for n, i in zip(present, top)]))
 

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from clifs.engine.library import Library
+from clifs.engine.models.languages import unreadable_query
 from clifs.engine.search import Hit
 from clifs.engine.thumbnails import ThumbnailCache
 from clifs.engine.vision.dense import supports_masks
@@ -280,7 +281,10 @@ class MainWindow(QMainWindow):
     # -- what the results area shows -----------------------------------------------------------------
     def _show_answer(self, hits: list[Hit]) -> None:
         self._show_hits()
-        if hits:
+        unreadable = unreadable_query(self.library.model, self.search.shown_text)
+        if unreadable:
+            self.statusBar().showMessage(unreadable[0].upper() + unreadable[1:])
+        elif hits:
             self.statusBar().clearMessage()
         elif self.library.catalog.counts()["files"] == 0:
             self._show_idle_page()

@@ -168,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
         )
     if not hits:
         note(_no_results(args, best))
+    from clifs.engine.models.languages import unreadable_query
+
+    if unreadable := unreadable_query(library.model, args.text):
+        note(unreadable)
     if args.json:
         print_json([h.to_json() for h in hits])
         return 0

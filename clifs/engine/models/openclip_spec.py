@@ -10,7 +10,12 @@ from pathlib import Path
 from clifs.engine.models.base import ModelUnavailable
 
 #: The pretrained tag used when a spec names only an architecture.
-DEFAULT_TAGS = {"ViT-B-32": "laion2b_s34b_b79k", "ViT-B-16": "laion2b_s34b_b88k", "ViT-L-14": "laion2b_s32b_b82k"}
+DEFAULT_TAGS = {
+    "ViT-B-32": "laion2b_s34b_b79k",
+    "ViT-B-16": "laion2b_s34b_b88k",
+    "ViT-L-14": "laion2b_s32b_b82k",
+    "xlm-roberta-base-ViT-B-32": "laion5b_s13b_b90k",  # the multilingual one (registry: "multilingual")
+}
 
 #: The end of every message that says weights are missing.
 HOW_TO_SUPPLY = (

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "ViT-B-32:laion2b_s34b_b79k"
 FALLBACK_MODEL = "starter"
+#: open_clip's multilingual CLIP: an xlm-roberta-base text tower (100 languages) trained on LAION-5B.
+MULTILINGUAL_MODEL = "xlm-roberta-base-ViT-B-32:laion5b_s13b_b90k"
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,18 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {
     "starter": Backend("clifs.engine.models.starter:load", "the offline ConSE starter model (not CLIP)"),
     "shapes-vit-tiny": Backend("clifs.engine.models.testmodel:load", "the trained shapes-world test model in assets/"),
+    "multilingual": Backend(
+        "clifs.engine.models.registry:load_multilingual", f"CLIP {MULTILINGUAL_MODEL}: queries in 100 languages"
+    ),
 }
+
+
+def load_multilingual(device: str = "auto") -> Encoder:
+    """open_clip's multilingual CLIP (its own vectors: a model id of its own)."""
+    from clifs.engine.models import openclip
+
+    name, _, tag = MULTILINGUAL_MODEL.partition(":")
+    return openclip.load(MULTILINGUAL_MODEL, device=device, display_name=f"CLIP {name} ({tag}, multilingual)")
 
 
 def register(name: str, target: str, description: str = "") -> None:

@@ -30,17 +30,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        args.runtime, args.threads = "onnx", 0
-        make_encoder(args, tmp)  # exports once
+        settings = argparse.Namespace(model=args.model, runtime="onnx", threads=0, precision=args.precision)
+        make_encoder(settings, tmp)  # exports once
         spec = json.loads(next((tmp / "cache" / "models").glob("*/meta.json")).read_text())["spec"]
         folders = {}
         for size in ((1920, 1080), (4000, 3000)):
             folder = tmp / f"{size[0]}x{size[1]}"
             folders[size] = (folder, make_jpegs(folder, args.images, size))
-        for threads in (2, 1):
+        for threads in args.threads:
             for spin in (False, True):
                 onnx_runtime.ALLOW_SPINNING = spin
                 encoder = model_cache.load(tmp / "cache", spec, args.precision, threads)

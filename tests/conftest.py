@@ -18,6 +18,20 @@ torch.set_num_threads(1)
 TEST_MODEL = "shapes-vit-tiny"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder of exported models for every test home, so each model is exported once per run,
+    not once per test. Tests of the export itself point CLIFS_MODEL_CACHE elsewhere (or unset it)."""
+    cache = tmp_path_factory.mktemp("model-cache")
+    previous = os.environ.get("CLIFS_MODEL_CACHE")
+    os.environ["CLIFS_MODEL_CACHE"] = str(cache)
+    yield cache
+    if previous is None:
+        os.environ.pop("CLIFS_MODEL_CACHE", None)
+    else:
+        os.environ["CLIFS_MODEL_CACHE"] = previous
+
+
 @pytest.fixture
 def clifs_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"

@@ -187,7 +187,8 @@ def test_indexing_with_an_export_never_imports_torch_and_precision_changes_reemb
     assert done.returncode == 0 and json.loads(done.stdout)[0]["path"].endswith("red_circle.png")
 
 
-def test_deleting_the_exported_files_costs_only_a_re_export(clifs_home, tmp_path):
+def test_deleting_the_exported_files_costs_only_a_re_export(clifs_home, tmp_path, monkeypatch):
+    monkeypatch.delenv("CLIFS_MODEL_CACHE")  # the home's own cache, the one a user has
     photos = tmp_path / "photos"
     write_single_objects(photos)
     assert run_clifs(clifs_home, "index", "--no-progress", str(photos)).returncode == 0

@@ -61,6 +61,9 @@ class Settings:
     ocr: bool = True
     ocr_max_side: int = 960  # the long side, in pixels, a picture is shrunk to before text detection
     ocr_threads: int = 0  # ONNX Runtime threads for OCR; 0: the cores, up to 4
+    #: Where exported models are kept (CLIFS_MODEL_CACHE overrides); "": inside the home. Homes that
+    #: share one folder export each model once.
+    model_cache: str = ""
 
     @property
     def catalog_path(self) -> Path:
@@ -73,6 +76,11 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """The folder whose ``models/`` holds the exported towers (clifs.engine.models.model_cache)."""
+        return Path(self.model_cache).expanduser() if self.model_cache else self.cache_dir
 
     @property
     def config_path(self) -> Path:
@@ -99,9 +107,13 @@ class Settings:
                 setattr(settings, key, value)
         if os.environ.get("CLIFS_MODEL"):
             settings.model = os.environ["CLIFS_MODEL"]
+        if os.environ.get("CLIFS_MODEL_CACHE"):
+            settings.model_cache = os.environ["CLIFS_MODEL_CACHE"]
         for key, allowed in _CHOICES.items():
             if getattr(settings, key) not in allowed:
-                raise ConfigError(f"Setting {key!r} in {path} is {getattr(settings, key)!r}; one of: {', '.join(allowed)}.")
+                raise ConfigError(
+                    f"Setting {key!r} in {path} is {getattr(settings, key)!r}; one of: {', '.join(allowed)}."
+                )
         if settings.home.exists() and not settings.home.is_dir():
             raise ConfigError(f"the clifs home {settings.home} is a file, not a folder: set CLIFS_HOME to a folder")
         try:

@@ -62,11 +62,11 @@ class Library:
 
             s = self.settings
             onnx = use_onnx(s.runtime, s.device)
-            exported = model_cache.load(s.cache_dir, s.model, s.precision, s.threads, self._torch_encoder) if onnx else None
+            exported = model_cache.load(s.model_cache_dir, s.model, s.precision, s.threads, self._torch_encoder) if onnx else None
             if exported is None:
                 whole = self._torch_encoder()
                 if onnx:  # just exported: from now on the same towers as every later run
-                    exported = model_cache.load(s.cache_dir, s.model, s.precision, s.threads, self._torch_encoder)
+                    exported = model_cache.load(s.model_cache_dir, s.model, s.precision, s.threads, self._torch_encoder)
             else:
                 self.fallback_reason = exported.fallback_reason
             if exported is not None:
@@ -90,7 +90,7 @@ class Library:
             loaded = load_model(self.settings.model, self.settings.device)
             self._torch, self.fallback_reason = loaded.encoder, loaded.fallback_reason
             if not self.catalog.read_only:
-                model_cache.store(self.settings.cache_dir, self.settings.model, self._torch, self.fallback_reason)
+                model_cache.store(self.settings.model_cache_dir, self.settings.model, self._torch, self.fallback_reason)
         return self._torch
 
     @property
@@ -108,7 +108,7 @@ class Library:
             from clifs.engine.models import model_cache
 
             s = self.settings
-            self._text_only = model_cache.load_text(s.cache_dir, s.model, s.precision, s.threads)
+            self._text_only = model_cache.load_text(s.model_cache_dir, s.model, s.precision, s.threads)
             if self._text_only is None:
                 return self.encoder
             self.fallback_reason = self._text_only.fallback_reason

@@ -280,3 +280,15 @@ def test_a_hugging_face_text_tower_is_exported_too(tmp_path):
     np.testing.assert_allclose(text.encode_texts(texts), encoder.encode_texts(texts), atol=1e-4)
     for t in texts:  # padded to the context either way: one text alone gives the same vector
         np.testing.assert_allclose(text.encode_texts([t]), encoder.encode_texts([t]), atol=1e-4)
+
+
+def test_homes_sharing_a_model_cache_export_the_model_once(tmp_path, monkeypatch):
+    cache = tmp_path / "shared-models"
+    monkeypatch.setenv("CLIFS_MODEL_CACHE", str(cache))
+    photos = tmp_path / "photos"
+    write_single_objects(photos)
+    assert run_clifs(tmp_path / "first", "index", "--no-progress", str(photos)).returncode == 0
+    assert list((cache / "models").glob("*/meta.json")) and not (tmp_path / "first" / "cache" / "models").exists()
+
+    summary, report = index_and_report(tmp_path / "second", photos)  # a new home: the first one's export serves it
+    assert summary["indexed"] == 24 and report["torch"] is False

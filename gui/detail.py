@@ -334,9 +334,10 @@ class DetailPane(QWidget):
         self.vision.set_busy(True)
         self.overlay_wanted.emit(key, self.hit.path, self._timestamp, self._query_text.strip(), mode)
 
-    def set_overlay(self, key: str, image: QImage) -> None:
+    def set_overlay(self, key: str, image: QImage, note: str = "") -> None:
+        """The mask or boxes painted over the preview; ``note`` says when nothing was found."""
         if key == self._waiting_overlay:
-            self.vision.set_busy(False)
+            self.vision.set_busy(False, note)
             self.preview.set_image(image)
 
     def set_regions(self, key: str, image: QImage, regions: list) -> None:

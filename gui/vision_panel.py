@@ -105,7 +105,7 @@ class VisionPanel(QWidget):
         self.labels.setText(f"Labels: unavailable ({reason})")
 
     def set_busy(self, busy: bool, problem: str = "") -> None:
-        """Say that an overlay is being painted (a dense pass takes seconds on a CPU), or why it failed."""
+        """Say that an overlay is being painted (a dense pass takes seconds on a CPU), why it failed, or that it found nothing."""
         self.state.setText("Looking closely…" if busy else problem)
         self.state.setVisible(busy or bool(problem))
 

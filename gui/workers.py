@@ -167,7 +167,7 @@ class VisionRunner(QObject):
     pass over the image: seconds on a CPU)."""
 
     labels_ready = Signal(str, object)  # key, list[LabelScore]
-    overlay_ready = Signal(str, QImage)
+    overlay_ready = Signal(str, QImage, str)  # key, the overlay, a note ("no “a bicycle” found"), or ""
     regions_ready = Signal(str, QImage, object)  # key, the overlay, list[Region] ("What's in it?")
     failed = Signal(str, str)  # key, reason
 
@@ -187,7 +187,11 @@ class VisionRunner(QObject):
         if mode == "regions":
             self._pool.start(lambda: self._run(key, None, lambda: self._regions(key, path, timestamp)))
             return
-        self._pool.start(lambda: self._run(key, self.overlay_ready, lambda: self._overlay(path, timestamp, text, mode)))
+        self._pool.start(
+            lambda: self._run(
+                key, None, lambda: self.overlay_ready.emit(key, *self._overlay(path, timestamp, text, mode))
+            )
+        )
 
     def cancel_pending(self) -> None:
         self._pool.clear()
@@ -225,7 +229,8 @@ class VisionRunner(QObject):
             cache_dir=self.library.settings.cache_dir,
         )
 
-    def _overlay(self, path: str, timestamp: float | None, text: str, mode: str) -> QImage:
+    def _overlay(self, path: str, timestamp: float | None, text: str, mode: str) -> tuple[QImage, str]:
+        """The mask or boxes of ``text`` over the picture, and a note when there is nothing to paint."""
         from clifs.engine.vision.boxes import detect
         from clifs.engine.vision.dense import segment
         from clifs.engine.vision.overlay import box_overlay, mask_overlay
@@ -233,11 +238,15 @@ class VisionRunner(QObject):
         image = _load_picture(path, timestamp, 1024)
         encoder = self.library.encoder
         if mode == "mask":
-            out = mask_overlay(image, segment(encoder, image, [text]).label_map, [text])
+            seg = segment(encoder, image, [text])
+            out, found = mask_overlay(image, seg.label_map, [text]), seg.fractions()[text] > 0
         else:
-            found = detect(encoder, image, [text])
-            out = box_overlay(image, [(d.label, d.score, d.box) for d in found], [text])
-        return pil_to_qimage(out)
+            boxes = detect(encoder, image, [text])
+            out, found = box_overlay(image, [(d.label, d.score, d.box) for d in boxes], [text]), bool(boxes)
+        note = "" if found else f"No “{text}” found."
+        if not encoder.is_clip:
+            note = f"{note} The starter model's {'masks' if mode == 'mask' else 'boxes'} are coarse: a CLIP model finds more.".strip()
+        return pil_to_qimage(out), note
 
     def _regions(self, key: str, path: str, timestamp: float | None) -> None:
         from clifs.engine.vision.overlay import regions_overlay

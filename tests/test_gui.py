@@ -219,7 +219,7 @@ def test_gui_command_refuses_a_missing_folder(tmp_path, capsys):
     assert "not a folder" in capsys.readouterr().err
 
 
-def test_the_detail_pane_labels_the_hit_and_paints_where_the_query_is(open_window, indexed, qtbot):
+def test_the_detail_pane_labels_the_hit(open_window, indexed, qtbot):
     home, singles = indexed
     window = open_window(home)
     qtbot.keyClicks(window.search_field, "a purple cross")
@@ -229,12 +229,51 @@ def test_the_detail_pane_labels_the_hit_and_paints_where_the_query_is(open_windo
     window.view.setCurrentIndex(window.results.index(0))
     qtbot.waitUntil(lambda: "%" in window.detail.vision.labels.text(), timeout=WAIT_MS)
     assert window.detail.vision.labels.text().startswith("Labels: purple cross ")
-    qtbot.waitUntil(window.detail.preview.has_image, timeout=WAIT_MS)
-    plain = window.detail.preview.image()
 
-    window.detail.vision.buttons["mask"].click()
-    qtbot.waitUntil(lambda: not window.detail.vision.state.isVisible(), timeout=WAIT_MS)
-    assert window.detail.vision.state.text() == ""  # no error
-    assert window.detail.preview.image() != plain  # the mask is painted over the preview
-    window.detail.vision.buttons["mask"].click()
+
+@pytest.fixture(scope="module")
+def scene_home(tmp_path_factory, test_encoder) -> tuple[Path, str]:
+    """A folder with one 128-px two-object scene, indexed: (home, the name of one of its objects)."""
+    from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
+
+    root = tmp_path_factory.mktemp("scene")
+    scene = next(s for s in iter_scenes(HELD_OUT_SEED_BASE + 7000, 20, size=128) if len(s.objects) == 2)
+    (root / "photos").mkdir()
+    scene.image.save(root / "photos" / "scene.png")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CLIFS_HOME", str(root / "home"))
+        library = Library(Settings.load(root / "home"), encoder=test_encoder)
+        library.catalog.add_folder(str(root / "photos"))
+        Pipeline(library).index_folders([str(root / "photos")])
+        library.close()
+    return root / "home", scene.objects[0].name
+
+
+def _overlay_for(window: MainWindow, qtbot, query: str, mode: str) -> tuple[QImage, QImage]:
+    """Search ``query``, open the first hit, click ``mode``: (the plain preview, what is shown then)."""
+    window.search_field.clear()
+    qtbot.keyClicks(window.search_field, query)
+    qtbot.keyClick(window.search_field, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.search.shown_text == query and window.results.rowCount() > 0, timeout=WAIT_MS)
+    window.view.setCurrentIndex(window.results.index(0))
+    qtbot.waitUntil(window.detail.preview.has_image, timeout=WAIT_MS)
+    assert window.detail.vision.where.text() == f"Where is “{query}”?"
+    plain = window.detail.preview.image()
+    window.detail.vision.buttons[mode].click()
+    qtbot.waitUntil(lambda: window.detail.vision.state.text() != "Looking closely…", timeout=WAIT_MS)
+    return plain, window.detail.preview.image()
+
+
+@pytest.mark.parametrize("mode", ["mask", "boxes"])
+def test_the_detail_pane_paints_where_the_query_is_or_says_it_found_none(open_window, scene_home, qtbot, mode):
+    home, name = scene_home
+    window = open_window(home)
+    plain, painted = _overlay_for(window, qtbot, name, mode)
+    assert window.detail.vision.state.text() == "" and not window.detail.vision.state.isVisible()
+    assert painted != plain  # the mask or the boxes are painted over the preview
+    window.detail.vision.buttons[mode].click()
     assert window.detail.preview.image() == plain
+
+    _overlay_for(window, qtbot, "a bicycle", mode)
+    assert window.detail.vision.state.isVisible()
+    assert window.detail.vision.state.text() == "No “a bicycle” found."

@@ -218,3 +218,23 @@ def test_exported_starter_searches_and_indexes_like_the_starter_without_torch(en
     np.testing.assert_allclose(vectors, enc.encode_texts(["a cat", "a red car"]), atol=1e-5)
     ims = [Image.open(f).convert("RGB") for f in sorted(tmp_path.glob("probe*.png"))]
     np.testing.assert_allclose(image_vectors, enc.encode_pil(ims), atol=1e-4)
+
+
+def test_the_window_says_the_starter_models_masks_are_coarse(enc, tmp_path, qtbot):
+    from clifs.engine.config import Settings
+    from clifs.engine.library import Library
+    from gui.workers import VisionRunner
+
+    small = tmp_path / "cat.jpg"  # the dense pass runs at the picture's size: small keeps it quick
+    Image.open(DEMO / "chelsea.jpg").resize((192, 128)).save(small)
+    library = Library(Settings(home=tmp_path / "home"), encoder=enc)
+    runner = VisionRunner(library)
+    try:
+        with qtbot.waitSignal(runner.overlay_ready, timeout=120_000) as shown:
+            runner.overlay("key", str(small), None, "a cat", "mask")
+        key, image, note = shown.args
+        assert key == "key" and not image.isNull()
+        assert note.endswith("The starter model's masks are coarse: a CLIP model finds more.")
+    finally:
+        runner.wait()
+        library.close()

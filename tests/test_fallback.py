@@ -22,11 +22,12 @@ def test_default_model_falls_back_to_starter_and_says_why(tmp_path):
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)[0]
     assert "starter" in summary["model"] and "not CLIP" in summary["model"]
-    assert "ViT-B-32" in proc.stderr and "starter" in proc.stderr  # the reason, on stderr
+    assert "ViT-B-32" in proc.stderr and proc.stderr.count("Using the offline starter model") == 1  # why, once
 
     proc = run_clifs(home, "search", "a cup of coffee", "--json", HF_HOME=str(tmp_path / "hf"), **OFFLINE)
     assert proc.returncode == 0, proc.stderr
     assert Path(json.loads(proc.stdout)[0]["path"]).name == "coffee.jpg"
+    assert proc.stderr.count("Using the offline starter model") == 1
 
 
 def test_make_run_main_job_headless(tmp_path):
@@ -40,6 +41,7 @@ def test_make_run_main_job_headless(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "clifs.demo"], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "offline starter model" in proc.stdout and "not CLIP" in proc.stdout
+    assert (proc.stdout + proc.stderr).count("Using the offline starter model") == 1  # why, said once
     media = [p for p in DEMO.iterdir() if p.suffix.lower() in {".jpg", ".mp4", ".mpg"}]
     assert f"indexed {len(media)} new files" in proc.stdout and "0 failed" in proc.stdout
     cat_block = proc.stdout.split('"a cat"')[1].split('"')[0]

@@ -172,6 +172,8 @@ def run(args: argparse.Namespace) -> int:
 
     if unreadable := unreadable_query(library.model, args.text):
         note(unreadable)
+    if library.fallback_reason:
+        print(f"clifs: {library.fallback_reason}", file=sys.stderr)
     if args.json:
         print_json([h.to_json() for h in hits])
         return 0

@@ -92,5 +92,5 @@ def load_model(spec: str | None, device: str = "auto") -> LoadedModel:
         return LoadedModel(load_encoder(DEFAULT_MODEL, device))
     except ModelUnavailable as exc:
         reason = f"{exc} Using the offline starter model ({FALLBACK_MODEL}) instead."
-        log.warning(reason)
+        log.info(reason)  # the caller tells the user (LoadedModel.fallback_reason), once
         return LoadedModel(load_encoder(FALLBACK_MODEL, device), fallback_reason=reason)

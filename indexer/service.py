@@ -76,7 +76,7 @@ class IndexerService:
         self._thread: threading.Thread | None = None
         self._publisher = StatusPublisher(
             library.settings.home,
-            model_name=lambda: library.encoder.display_name,
+            model_name=lambda: library.model.display_name,  # the saved text tower: no model load
             queued=self._queued,
             paused=lambda: self._paused,
             missing_folders=lambda: self._folders.missing_folders(),

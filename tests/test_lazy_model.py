@@ -48,3 +48,12 @@ def test_listing_commands_never_load_a_model(clifs_home, tmp_path):
     for command in (["list", "--json"], ["status", "--json"], ["folders", "list"]):
         report, _ = run_and_report(clifs_home, *command)
         assert report == {"rc": 0, "imported": []}, command
+
+
+def test_labels_on_the_cpu_runtime_import_neither_torch_nor_open_clip(clifs_home, tmp_path):
+    photos = tmp_path / "photos"
+    paths = write_single_objects(photos)
+    assert run_clifs(clifs_home, "index", "--no-progress", str(photos)).returncode == 0  # exports the model
+    report, out = run_and_report(clifs_home, "label", str(paths["red circle"]), "--vocab", "shapes", "--json")
+    assert report == {"rc": 0, "imported": []}
+    assert json.loads(out)[0]["label"] == "red circle"

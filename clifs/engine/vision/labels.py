@@ -17,16 +17,19 @@ their published behaviour (see ``fit_rule``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.util
 import os
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
-from clifs.engine.models.base import Encoder
+from clifs.engine.models.base import Encoder, ModelUnavailable
 from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.vision import TEMPLATE_SETS
 
@@ -127,12 +130,25 @@ def fit_rule(encoder: Encoder) -> FitRule:
     return CLIP_RULE
 
 
+@functools.cache
+def _open_clip_metadata() -> ModuleType:
+    """open_clip's prompt templates (its ``zero_shot_metadata``: plain data, no imports), read without
+    importing the package, whose ``__init__`` pulls in torch: labels on the CPU runtime stay torch-free."""
+    package = importlib.util.find_spec("open_clip")
+    if package is None or not package.submodule_search_locations:
+        raise ModelUnavailable("open_clip is not installed: it holds the prompt templates the labels use")
+    path = Path(package.submodule_search_locations[0]) / "zero_shot_metadata.py"
+    spec = importlib.util.spec_from_file_location("clifs_open_clip_templates", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def templates(name: str) -> tuple[Callable[[str], str], ...]:
     if name == "single":
         return (lambda c: f"a photo of a {c}.",)
-    import open_clip
-
-    sets = {"ensemble": open_clip.OPENAI_IMAGENET_TEMPLATES, "compact": open_clip.SIMPLE_IMAGENET_TEMPLATES}
+    metadata = _open_clip_metadata()
+    sets = {"ensemble": metadata.OPENAI_IMAGENET_TEMPLATES, "compact": metadata.SIMPLE_IMAGENET_TEMPLATES}
     if name not in sets:
         raise ValueError(f"unknown template set {name!r}; choose from {', '.join(TEMPLATE_SETS)}")
     return tuple(sets[name])

@@ -45,7 +45,7 @@ from clifs.engine.models.onnx_runtime import (
 log = logging.getLogger(__name__)
 
 #: Bump when the record layout or a tower's computation changes: older records are then ignored.
-FORMAT = 2
+FORMAT = 3  # 3: a bilingual model's second text graph (issue 16) is part of the record
 _META = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 #: Texts a new record must encode as the loaded model does, within PROBE_TOLERANCE (max abs difference).

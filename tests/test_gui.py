@@ -29,13 +29,18 @@ def indexed(tmp_path_factory, test_encoder):
     """One image per (colour, shape), indexed once for the search tests: (home, {"red circle": path})."""
     root = tmp_path_factory.mktemp("gui")
     singles = write_single_objects(root / "photos")
+    return index_folder(root, test_encoder), singles
+
+
+def index_folder(root: Path, encoder) -> Path:
+    """Index ``root/photos`` into the home ``root/home``, in this process; returns the home."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CLIFS_HOME", str(root / "home"))
-        library = Library(Settings.load(root / "home"), encoder=test_encoder)
+        library = Library(Settings.load(root / "home"), encoder=encoder)
         library.catalog.add_folder(str(root / "photos"))
         Pipeline(library).index_folders([str(root / "photos")])
         library.close()
-    return root / "home", singles
+    return root / "home"
 
 
 @pytest.fixture
@@ -240,13 +245,7 @@ def scene_home(tmp_path_factory, test_encoder) -> tuple[Path, str]:
     scene = next(s for s in iter_scenes(HELD_OUT_SEED_BASE + 7000, 20, size=128) if len(s.objects) == 2)
     (root / "photos").mkdir()
     scene.image.save(root / "photos" / "scene.png")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CLIFS_HOME", str(root / "home"))
-        library = Library(Settings.load(root / "home"), encoder=test_encoder)
-        library.catalog.add_folder(str(root / "photos"))
-        Pipeline(library).index_folders([str(root / "photos")])
-        library.close()
-    return root / "home", scene.objects[0].name
+    return index_folder(root, test_encoder), scene.objects[0].name
 
 
 def _overlay_for(window: MainWindow, qtbot, query: str, mode: str) -> tuple[QImage, QImage]:

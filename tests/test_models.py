@@ -58,3 +58,41 @@ def test_settings_from_toml_and_environment(tmp_path, monkeypatch):
     (tmp_path / "config.toml").write_text("colour = 3\n")
     with pytest.raises(ConfigError, match="Unknown setting 'colour'"):
         Settings.load()
+
+
+def test_openai_weights_from_the_hub_cache_run_with_the_quickgelu_they_were_trained_with(tmp_path):
+    """`RN50:openai` must build QuickGELU (open_clip's plain `RN50` config does not), and its vectors
+    get a model id of their own: ones made with the wrong activation are another space."""
+    import json
+    import subprocess
+    import sys
+
+    import open_clip
+    from safetensors.torch import save_file
+
+    from tests.conftest import clifs_env
+
+    # The hub cache as huggingface_hub lays it out, holding random weights in the real layout.
+    repo = open_clip.get_pretrained_cfg("RN50", "openai")["hf_hub"].strip("/")
+    snapshot = tmp_path / "hf" / "hub" / f"models--{repo.replace('/', '--')}" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    model = open_clip.create_model("RN50", force_quick_gelu=True)
+    weights = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(snapshot / "open_clip_pytorch_model.safetensors"))
+
+    load = (
+        "import json; from clifs.engine.models import openclip; e = openclip.load('RN50:openai', device='cpu'); "
+        "print(json.dumps([e.model_id, sorted({type(m).__name__ for m in e.model.transformer.modules()}), "
+        "e.encode_texts(['a photo of a dog'])[0].tolist()]))"
+    )
+    env = clifs_env(tmp_path / "home", HF_HOME=str(tmp_path / "hf"), HF_HUB_OFFLINE="1")
+    done = subprocess.run([sys.executable, "-c", load], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    model_id, modules, text = json.loads(done.stdout)
+    assert "QuickGELU" in modules and "GELU" not in modules
+    assert model_id.startswith("openclip:RN50:quickgelu:openai:")
+    with torch.no_grad():
+        expected = model.encode_text(open_clip.get_tokenizer("RN50")(["a photo of a dog"]), normalize=True)[0]
+    assert np.allclose(text, expected.numpy(), atol=1e-5)

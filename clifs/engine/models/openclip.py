@@ -105,11 +105,16 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
             weights_id, weights = name, None
         else:
             weights = path if path is not None else fetch_pretrained(name, tag or "")
+            # OpenAI's weights were trained with QuickGELU, which ``ViT-B-32`` alone does not build.
+            quick_gelu = bool(tag and open_clip.get_pretrained_cfg(name, tag).get("quick_gelu"))
             with _skip_random_init():
                 # pretrained_text=False: a Hugging Face text tower's weights come from the checkpoint, not the hub
-                model = open_clip.create_model(name, pretrained=None, device="cpu", pretrained_text=False)
+                model = open_clip.create_model(
+                    name, pretrained=None, device="cpu", pretrained_text=False, force_quick_gelu=quick_gelu
+                )
             open_clip.load_checkpoint(model, str(weights), weights_only=True)
-            weights_id = f"{tag or weights.name}:{_file_checksum(weights)}"
+            # "quickgelu:" in the id: vectors made before the activation was right are another space.
+            weights_id = f"{'quickgelu:' if quick_gelu else ''}{tag or weights.name}:{_file_checksum(weights)}"
     except ModelUnavailable:
         raise
     except (OSError, RuntimeError, ValueError) as exc:

@@ -195,3 +195,15 @@ def test_a_disk_that_cannot_take_the_record_costs_nothing_but_speed(tmp_path, te
     blocked.write_text("a file where the cache folder should be")
     assert not model_cache.store(blocked, TEST_MODEL, test_encoder)
     assert model_cache.load_text(blocked, TEST_MODEL) is None
+
+
+def test_a_prewarmed_text_tower_is_the_one_load_text_hands_over_once(shared_model_cache, test_encoder):
+    model_cache.store(shared_model_cache, TEST_MODEL, test_encoder)  # a record (made here unless already saved)
+    model_cache.prewarm_text(shared_model_cache, TEST_MODEL, "fp32")
+    warm = model_cache.load_text(shared_model_cache, TEST_MODEL, "fp32")
+    assert warm is not None and warm.text.session._session is not None  # built on the other thread
+    fresh = model_cache.load_text(shared_model_cache, TEST_MODEL, "fp32")  # handed over once: a new one now
+    assert fresh is not warm and fresh.text.session._session is None
+    texts = ["a red circle", "a blue square"]
+    assert np.allclose(warm.encode_texts(texts), fresh.encode_texts(texts), atol=1e-6)
+    assert np.allclose(warm.encode_texts(texts), test_encoder.encode_texts(texts), atol=1e-4)

@@ -194,15 +194,29 @@ def _columns(stream) -> int:
 
 
 # -- the library ----------------------------------------------------------------------------------
-def open_library(args: argparse.Namespace, need_model: bool = True):
-    """The Library for this run: settings from CLIFS_HOME/config, the model from --model."""
+def load_settings(args: argparse.Namespace):
+    """Settings from CLIFS_HOME/config, the model from --model."""
     from clifs.engine.config import Settings
-    from clifs.engine.library import Library
 
     settings = Settings.load()
     if getattr(args, "model", None):
         settings.model = args.model
-    return Library(settings, load_model=need_model)
+    return settings
+
+
+def open_library(args: argparse.Namespace, need_model: bool = True):
+    """The Library for this run."""
+    from clifs.engine.library import Library
+
+    return Library(load_settings(args), load_model=need_model)
+
+
+def prewarm_text_tower(args: argparse.Namespace) -> None:
+    """Before the library is opened: start reading the saved text tower on the other core (model_cache.prewarm_text)."""
+    from clifs.engine.models import model_cache
+
+    s = load_settings(args)
+    model_cache.prewarm_text(s.model_cache_dir, s.model, s.precision, s.threads)
 
 
 def hold_indexer_lock():

@@ -12,6 +12,7 @@ from clifs.cli.common import (
     note,
     number,
     open_library,
+    prewarm_text_tower,
     print_json,
     printable,
     require_file,
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.image:
         require_file(args.image, "query image")
+    if args.text:
+        prewarm_text_tower(args)
     from clifs.engine.media import MediaError
 
     library = open_library(args)

@@ -105,8 +105,13 @@ def load(spec: str, device: str = "auto", display_name: str | None = None) -> Op
             weights_id, weights = name, None
         else:
             weights = path if path is not None else fetch_pretrained(name, tag or "")
-            # OpenAI's weights were trained with QuickGELU, which ``ViT-B-32`` alone does not build.
-            quick_gelu = bool(tag and open_clip.get_pretrained_cfg(name, tag).get("quick_gelu"))
+            # OpenAI's weights were trained with QuickGELU, which ``ViT-B-32`` alone does not build
+            # (``ViT-B-32-quickgelu`` does: nothing to force there).
+            quick_gelu = bool(
+                tag
+                and open_clip.get_pretrained_cfg(name, tag).get("quick_gelu")
+                and not (open_clip.get_model_config(name) or {}).get("quick_gelu")
+            )
             with _skip_random_init():
                 # pretrained_text=False: a Hugging Face text tower's weights come from the checkpoint, not the hub
                 model = open_clip.create_model(

@@ -77,6 +77,10 @@ class Embedded:
     read: ReadMedia
     vectors: list[np.ndarray]
 
+    @property
+    def file(self) -> DiskFile:
+        return self.read.file
+
 
 @dataclass
 class Failed:

@@ -1,0 +1,284 @@
+"""`clifs index --cluster`: decode and embed on a Ray cluster, commit on this machine.
+
+The scan, the diff, moves and deletions are the in-process pipeline's (``ClusterPipeline`` is a
+``Pipeline``); only ``index_files`` differs. The files to encode become a Ray Data pipeline:
+
+    file list -> read_batch (stateless tasks: hash, decode, metadata) -> Embedder (an actor pool that
+    holds the model: torch fp16 on a GPU each, else the CPU runtime) -> streamed back to this process
+
+where the one ``CatalogWriter`` commits them through the same transaction path as in-process. The
+catalog and the vector index stay single-writer here. Workers read files by the paths this machine
+scanned, so they need the folders at the same paths (a local cluster, or a shared mount), and the
+model at the same spec; on CPU workers the exported model is read from this clifs home's cache.
+
+A worker that dies is restarted by Ray and its batch retried; a file seen twice is committed once.
+Killing this process loses only the batches not committed: the next run's scan skips the rest.
+
+Imported only for ``--cluster``: the desktop install has no ray, and ``import indexer`` never imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import socket
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from clifs.engine.models.base import Encoder
+from indexer.pipeline import Embedded, Failed, IndexReport, Pipeline, ReadMedia, read_media
+from indexer.scan import DiskFile
+
+log = logging.getLogger(__name__)
+
+#: Files per decode task: small, so a task's pictures (or a video's frames) stay a few MB in flight.
+DECODE_BATCH = 8
+#: Model threads of one CPU actor, at most (more actors rather than wider ones).
+CPU_ACTOR_THREADS = 4
+
+
+class ClusterUnavailable(Exception):
+    """Ray is not installed, or the cluster cannot be reached: one line for the person."""
+
+
+def connect(address: str, num_cpus: int | None = None) -> dict[str, float]:
+    """Join the Ray cluster at ``address`` ("auto", "local" for a fresh local instance, "host:port" or
+    "ray://host:10001"); returns its resources. Raises ClusterUnavailable with the reason."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterUnavailable(
+            "--cluster needs Ray, which this install lacks: pip install 'clifs[cluster]'"
+        ) from None
+    if ray.is_initialized():
+        return ray.cluster_resources()
+    if address not in ("local", "auto"):
+        _check_reachable(address)
+    _quiet_ray()
+    try:
+        ray.init(
+            address=None if address == "local" else address,
+            num_cpus=num_cpus if address == "local" else None,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError, TimeoutError) as exc:
+        raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {_first_line(exc)}") from None
+    return ray.cluster_resources()
+
+
+def _quiet_ray() -> None:
+    """Ray's notices and Ray Data's progress lines would bury clifs's own output; -v shows them."""
+    if logging.getLogger().isEnabledFor(logging.INFO):
+        return
+    from ray.data import DataContext
+
+    logging.getLogger("ray").setLevel(logging.ERROR)
+    for handler in logging.getLogger("ray.data").handlers:  # Ray Data logs to its own console handler
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.ERROR)
+    DataContext.get_current().enable_progress_bars = False
+
+
+def disconnect() -> None:
+    import ray
+
+    ray.shutdown()
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, with the address, where Ray would retry for a minute."""
+    host_port = address.removeprefix("ray://")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterUnavailable(f"not a Ray address: {address} (use host:port, ray://host:10001, auto or local)")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorPlan:
+    """How the model is spread over the cluster."""
+
+    actors: int
+    gpus_per_actor: float  # 0: CPU actors, on the CPU runtime
+    threads: int  # model threads per CPU actor
+
+    @classmethod
+    def for_resources(cls, resources: dict[str, float], actors: int | None = None) -> ActorPlan:
+        """One actor per GPU when there are GPUs; else one per ``CPU_ACTOR_THREADS`` CPUs (at least one),
+        leaving CPUs to the decode tasks."""
+        gpus = int(resources.get("GPU", 0))
+        if gpus:
+            return cls(actors or gpus, 1.0, 1)
+        cpus = max(1, int(resources.get("CPU", 1)))
+        threads = min(CPU_ACTOR_THREADS, cpus)
+        return cls(actors or max(1, cpus // CPU_ACTOR_THREADS), 0.0, threads)
+
+
+def load_worker_encoder(settings: Settings, model_id: str) -> Encoder:
+    """The model as a worker runs it, from the same spec and cache as in-process: on a CPU the exported
+    towers on ONNX Runtime, on a GPU the model on torch (fp16). Checked to be the driver's space."""
+    from clifs.engine.models import model_cache
+    from clifs.engine.models.onnx_runtime import use_onnx
+    from clifs.engine.models.registry import load_model
+
+    def whole() -> Encoder:
+        return load_model(settings.model, settings.device).encoder
+
+    encoder = None
+    if use_onnx(settings.runtime, settings.device):
+        encoder = model_cache.load(settings.cache_dir, settings.model, settings.precision, settings.threads, whole)
+    encoder = encoder or whole()
+    if encoder.model_id != model_id:
+        raise RuntimeError(f"the worker loaded {encoder.model_id}, not the driver's {model_id}")
+    return encoder
+
+
+def read_batch(batch: dict[str, np.ndarray], max_image_pixels: int) -> dict[str, np.ndarray]:
+    """A decode task: each file (pickled DiskFile) -> its ReadMedia or Failed, pickled."""
+    results = [pickle.dumps(read_media(pickle.loads(f), max_image_pixels)) for f in batch["file"]]
+    return {"order": batch["order"], "result": np.array(results, dtype=object)}
+
+
+@dataclasses.dataclass(frozen=True)
+class EmbedderConfig:
+    settings: Settings  # the driver's, with the worker's device and threads
+    model_id: str  # the space the driver commits to: a worker that loads another refuses to start
+    batch_size: int
+    #: Fault injection for the tests: the first actor to take a batch exits its process, once.
+    die_once_marker: str | None = None
+
+
+class Embedder:
+    """An actor of the pool: holds the model, turns decoded files into embedded ones."""
+
+    def __init__(self, config: EmbedderConfig):
+        self.encoder = load_worker_encoder(config.settings, config.model_id)
+        self.batch_size = config.batch_size
+        self.die_once_marker = config.die_once_marker
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._maybe_die()
+        reads = [pickle.loads(r) for r in batch["result"]]
+        done: list[Embedded | Failed] = []
+        todo: list[tuple[int, ReadMedia, list[Any]]] = []
+        for i, r in enumerate(reads):
+            done.append(r)
+            if isinstance(r, ReadMedia):
+                try:
+                    todo.append((i, r, [self.encoder.preprocess(im) for im in r.images]))
+                except Exception as exc:  # a picture the model's preprocessing refuses: that file only
+                    done[i] = Failed(r.file, f"unexpected error: {type(exc).__name__}: {exc}")
+        tensors = [t for _, _, ts in todo for t in ts]
+        vectors: list[np.ndarray] = []
+        for start in range(0, len(tensors), self.batch_size):
+            vectors.extend(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
+        cursor = 0
+        for i, r, ts in todo:
+            r.images = []  # the pictures do not travel back
+            done[i] = Embedded(r, vectors[cursor : cursor + len(ts)])
+            cursor += len(ts)
+        return {"order": batch["order"], "result": np.array([pickle.dumps(d) for d in done], dtype=object)}
+
+    def _maybe_die(self) -> None:
+        marker = self.die_once_marker
+        if marker is None:
+            return
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(1)
+
+
+class ClusterPipeline(Pipeline):
+    """The in-process pipeline with ``index_files`` run on a Ray cluster (see the module's docstring)."""
+
+    def __init__(
+        self,
+        library: Library,
+        plan: ActorPlan,
+        *,
+        die_once_marker: Path | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(library, **kwargs)
+        self.plan = plan
+        self.die_once_marker = die_once_marker
+        #: Images the cluster's actors encoded for the files committed (the driver's model encodes none).
+        self.images_encoded = 0
+
+    def index_files(self, files: list[DiskFile], report: IndexReport | None = None) -> IndexReport:
+        report = report or IndexReport()
+        if not files:
+            return report
+        model_id = self.encoder.model_id  # loaded (and exported) here once: the CPU workers read that export
+        committed: set[str] = set()  # a retried batch may bring a file back: it is committed once
+        pending: list[Embedded] = []
+        pending_items = 0
+        for result in self._results(files, model_id):
+            if result.file.path in committed:
+                continue
+            committed.add(result.file.path)
+            if isinstance(result, Failed):
+                self.writer.failed(result, report)
+                continue
+            pending.append(result)
+            pending_items += len(result.vectors)
+            self.images_encoded += len(result.vectors)
+            if pending_items >= self.batch_size:
+                self.writer.commit(pending, report)
+                pending, pending_items = [], 0
+            if self.should_stop():
+                report.stopped = True
+                return report  # the uncommitted batch is dropped: it is re-found next scan
+        self.writer.commit(pending, report)
+        return report
+
+    def _results(self, files: list[DiskFile], model_id: str):
+        import ray.data
+
+        plan = self.plan
+        worker_settings = dataclasses.replace(
+            self.library.settings,
+            device="cuda" if plan.gpus_per_actor else "cpu",
+            threads=plan.threads if not plan.gpus_per_actor else self.library.settings.threads,
+        )
+        rows = [{"order": i, "file": pickle.dumps(f)} for i, f in enumerate(files)]
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // DECODE_BATCH, 200)))
+        ds = ds.map_batches(
+            read_batch,
+            batch_size=DECODE_BATCH,
+            fn_kwargs={"max_image_pixels": self.library.settings.max_image_pixels},
+            num_cpus=0.5,
+        )
+        config = EmbedderConfig(
+            worker_settings, model_id, self.batch_size, str(self.die_once_marker) if self.die_once_marker else None
+        )
+        ds = ds.map_batches(
+            Embedder,
+            batch_size=self.batch_size,
+            fn_constructor_kwargs={"config": config},
+            compute=ray.data.ActorPoolStrategy(size=plan.actors),
+            num_gpus=plan.gpus_per_actor or None,
+            num_cpus=1,
+        )
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            for blob in batch["result"]:
+                yield pickle.loads(blob)

@@ -24,6 +24,7 @@ import logging
 import os
 import pickle
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,8 @@ class Embedder:
 
     def __init__(self, config: EmbedderConfig):
         self.encoder = load_worker_encoder(config.settings, config.model_id)
+        #: What made the vectors, as the catalog records it: "ray onnxruntime int8", "ray torch fp16 cuda".
+        self.runtime = "ray " + getattr(self.encoder, "runtime", type(self.encoder).__name__)
         self.batch_size = config.batch_size
         self.die_once_marker = config.die_once_marker
 
@@ -193,7 +196,11 @@ class Embedder:
             r.images = []  # the pictures do not travel back
             done[i] = Embedded(r, vectors[cursor : cursor + len(ts)])
             cursor += len(ts)
-        return {"order": batch["order"], "result": np.array([pickle.dumps(d) for d in done], dtype=object)}
+        return {
+            "order": batch["order"],
+            "result": np.array([pickle.dumps(d) for d in done], dtype=object),
+            "runtime": np.array([self.runtime] * len(done), dtype=object),
+        }
 
     def _maybe_die(self) -> None:
         marker = self.die_once_marker
@@ -228,11 +235,14 @@ class ClusterPipeline(Pipeline):
         report = report or IndexReport()
         if not files:
             return report
-        model_id = self.encoder.model_id  # loaded (and exported) here once: the CPU workers read that export
+        # Only the model's identity is needed here (its saved text side; the first run exports the
+        # model, which the CPU workers then read): the workers encode.
+        model_id = self.library.model.model_id
         committed: set[str] = set()  # a retried batch may bring a file back: it is committed once
         pending: list[Embedded] = []
         pending_items = 0
-        for result in self._results(files, model_id):
+        runtime = None
+        for result, runtime in self._results(files, model_id):
             if result.file.path in committed:
                 continue
             committed.add(result.file.path)
@@ -243,15 +253,15 @@ class ClusterPipeline(Pipeline):
             pending_items += len(result.vectors)
             self.images_encoded += len(result.vectors)
             if pending_items >= self.batch_size:
-                self.writer.commit(pending, report)
+                self.writer.commit(pending, report, runtime)
                 pending, pending_items = [], 0
             if self.should_stop():
                 report.stopped = True
                 return report  # the uncommitted batch is dropped: it is re-found next scan
-        self.writer.commit(pending, report)
+        self.writer.commit(pending, report, runtime)
         return report
 
-    def _results(self, files: list[DiskFile], model_id: str):
+    def _results(self, files: list[DiskFile], model_id: str) -> Iterator[tuple[Embedded | Failed, str]]:
         import ray.data
 
         plan = self.plan
@@ -280,5 +290,5 @@ class ClusterPipeline(Pipeline):
             num_cpus=1,
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for blob in batch["result"]:
-                yield pickle.loads(blob)
+            for blob, runtime in zip(batch["result"], batch["runtime"]):
+                yield pickle.loads(blob), str(runtime)

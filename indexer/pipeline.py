@@ -263,8 +263,9 @@ class CatalogWriter:
         report.failed.append((f.path, failure.reason))
         self.on_file(f, failure.reason)
 
-    def commit(self, embedded: list[Embedded], report: IndexReport) -> None:
-        """One transaction for the batch, then the vector index follows."""
+    def commit(self, embedded: list[Embedded], report: IndexReport, runtime: str | None = None) -> None:
+        """One transaction for the batch, then the vector index follows. ``runtime``: what made the
+        vectors, when not the library's own model (``Library.add_files``)."""
         if not embedded:
             return
         files = []
@@ -285,7 +286,7 @@ class CatalogWriter:
                     r.meta,
                 )
             )
-        self.library.add_files(files)
+        self.library.add_files(files, runtime)
         report.added += len(files)
         report.items += sum(len(f.items) for f in files)
         for e in embedded:

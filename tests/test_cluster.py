@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,8 +21,9 @@ import pytest
 from PIL import Image
 
 from clifs.cli.main import main
+from clifs.engine.config import Settings
 from clifs.engine.library import Library
-from tests.conftest import clifs_env, run_clifs, write_single_objects
+from tests.conftest import TEST_MODEL, clifs_env, run_clifs, write_single_objects
 from tests.indexer_helpers import disagreements
 
 
@@ -35,6 +37,21 @@ def ray_address():
         ray.shutdown()
 
 
+@pytest.fixture(scope="module")
+def exported_model(tmp_path_factory) -> Path:
+    """The test model's export (the CPU runtime's towers), made once: each home starts with a copy,
+    as a second run on one machine would (exporting costs ~15 s here)."""
+    settings = Settings.load(tmp_path_factory.mktemp("exported") / "home")
+    settings.model = TEST_MODEL
+    Library(settings).close()
+    return settings.cache_dir
+
+
+def _with_model(home: Path, exported: Path) -> Path:
+    shutil.copytree(exported, home / "cache")
+    return home
+
+
 def _pipeline(library: Library, **kwargs):
     from indexer.cluster import ActorPlan, ClusterPipeline, connect
 
@@ -46,11 +63,15 @@ def _json(proc: subprocess.CompletedProcess):
     return json.loads(proc.stdout)
 
 
-def test_same_vectors_list_and_search_as_in_process(tmp_path, clifs_home, ray_address, monkeypatch, capsys):
+@pytest.mark.slow  # two `clifs index` runs (one joining the cluster, whose actors start: ~4 s here)
+def test_same_vectors_list_and_search_as_in_process(
+    tmp_path, clifs_home, ray_address, exported_model, monkeypatch, capsys
+):
     photos = tmp_path / "photos"
     singles = write_single_objects(photos)
     (photos / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
-    local, cluster = tmp_path / "local-home", tmp_path / "cluster-home"
+    local = _with_model(tmp_path / "local-home", exported_model)
+    cluster = _with_model(tmp_path / "cluster-home", exported_model)
 
     [here] = _json(run_clifs(local, "index", str(photos), "--json", "--no-progress", "--no-ocr"))
     [there] = _json(
@@ -82,7 +103,9 @@ def test_same_vectors_list_and_search_as_in_process(tmp_path, clifs_home, ray_ad
         b.close()
 
 
-def test_unchanged_files_are_skipped_and_moves_keep_their_vectors(tmp_path, clifs_home, ray_address):
+@pytest.mark.slow  # two runs on the cluster, each starting its model actor (~4 s here)
+def test_unchanged_files_are_skipped_and_moves_keep_their_vectors(tmp_path, clifs_home, ray_address, exported_model):
+    _with_model(clifs_home, exported_model)
     photos = tmp_path / "photos"
     singles = write_single_objects(photos)
     library = Library(clifs_home)
@@ -109,7 +132,10 @@ def test_unchanged_files_are_skipped_and_moves_keep_their_vectors(tmp_path, clif
         library.close()
 
 
-def test_a_worker_that_dies_mid_batch_is_retried_and_every_file_lands_once(tmp_path, clifs_home, ray_address):
+def test_a_worker_that_dies_mid_batch_is_retried_and_every_file_lands_once(
+    tmp_path, clifs_home, ray_address, exported_model
+):
+    _with_model(clifs_home, exported_model)
     photos = tmp_path / "photos"
     singles = write_single_objects(photos)
     marker = tmp_path / "died-once"
@@ -131,12 +157,14 @@ def _committed(db: Path) -> int:
         return 0
 
 
-def test_a_killed_driver_resumes_on_rerun(tmp_path, clifs_home, ray_address):
+@pytest.mark.slow  # two `clifs index` runs joining the cluster, on pictures large enough to be killed mid-run
+def test_a_killed_driver_resumes_on_rerun(tmp_path, clifs_home, ray_address, exported_model):
+    _with_model(clifs_home, exported_model)
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(7)
-    for i in range(40):  # noisy pictures: each takes a moment to hash and decode, so the run is long enough
-        Image.fromarray(rng.integers(0, 256, (640, 640, 3), dtype=np.uint8)).save(photos / f"{i:02}.png")
+    for i in range(32):  # noisy pictures: each takes a moment to hash and decode, so the run is long enough
+        Image.fromarray(rng.integers(0, 256, (400, 400, 3), dtype=np.uint8)).save(photos / f"{i:02}.png")
     args = ["index", str(photos), "--cluster", ray_address, "--batch-size", "2", "--no-progress", "--no-ocr"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "clifs.cli.main", *args],
@@ -151,15 +179,15 @@ def test_a_killed_driver_resumes_on_rerun(tmp_path, clifs_home, ray_address):
     proc.kill()
     proc.wait()
     kept = _committed(clifs_home / "catalog.sqlite3")
-    assert 0 < kept < 40, f"{kept} files committed when the driver was killed"
+    assert 0 < kept < 32, f"{kept} files committed when the driver was killed"
 
     [rerun] = _json(run_clifs(clifs_home, *args, "--json"))
-    assert rerun["unchanged"] == kept and rerun["indexed"] == 40 - kept
+    assert rerun["unchanged"] == kept and rerun["indexed"] == 32 - kept
     library = Library(clifs_home, load_model=False)
     try:
         rows = library.catalog.list_files()
-        assert len(rows) == 40 and all(f.status == "ok" and n == 1 for f, n in rows)
-        assert len(library.vectors) == 40
+        assert len(rows) == 32 and all(f.status == "ok" and n == 1 for f, n in rows)
+        assert len(library.vectors) == 32
     finally:
         library.close()
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a copy of the repository, without installing it
 sys.path.insert(0, str(ROOT / "bench"))
 
-RAY = "ray[data]==2.60.0"
+RAY = "ray[data,client]==2.60.0"
 
 
 def download(folder: Path) -> None:

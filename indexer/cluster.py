@@ -3,7 +3,7 @@
 The scan, the diff, moves and deletions are the in-process pipeline's (``ClusterPipeline`` is a
 ``Pipeline``); only ``index_files`` differs. The files to encode become a Ray Data pipeline:
 
-    file list -> read_batch (stateless tasks: hash, decode, metadata) -> Embedder (an actor pool that
+    file list in chunks -> read_chunks (stateless tasks: hash, decode, metadata) -> Embedder (an actor pool that
     holds the model: torch fp16 on a GPU each, else the CPU runtime) -> streamed back to this process
 
 where the one ``CatalogWriter`` commits them through the same transaction path as in-process. The
@@ -38,8 +38,6 @@ from indexer.scan import DiskFile
 
 log = logging.getLogger(__name__)
 
-#: Files per decode task: small, so a task's pictures (or a video's frames) stay a few MB in flight.
-DECODE_BATCH = 8
 #: Model threads of one CPU actor, at most (more actors rather than wider ones).
 CPU_ACTOR_THREADS = 4
 
@@ -150,10 +148,24 @@ def load_worker_encoder(settings: Settings, model_id: str) -> Encoder:
     return encoder
 
 
-def read_batch(batch: dict[str, np.ndarray], max_image_pixels: int) -> dict[str, np.ndarray]:
-    """A decode task: each file (pickled DiskFile) -> its ReadMedia or Failed, pickled."""
-    results = [pickle.dumps(read_media(pickle.loads(f), max_image_pixels)) for f in batch["file"]]
-    return {"order": batch["order"], "result": np.array(results, dtype=object)}
+def chunks(files: list[DiskFile], batch_size: int) -> list[list[DiskFile]]:
+    """The files in scan order, cut where the in-process pipeline cuts its model batches when every
+    file decodes (``batch_size`` pictures; a video alone): int8 activations are quantised per batch,
+    so a picture's vector depends, very slightly, on its batch-mates (bench/cluster_overhead.py)."""
+    out: list[list[DiskFile]] = [[]]
+    for f in files:
+        if f.kind == "video" or len(out[-1]) >= batch_size:
+            out.append([])
+        out[-1].append(f)
+        if f.kind == "video":
+            out.append([])
+    return [c for c in out if c]
+
+
+def read_chunks(batch: dict[str, np.ndarray], max_image_pixels: int) -> dict[str, np.ndarray]:
+    """A decode task: each chunk (pickled DiskFiles) -> its files' ReadMedia or Failed, pickled."""
+    results = [pickle.dumps([read_media(f, max_image_pixels) for f in pickle.loads(blob)]) for blob in batch["files"]]
+    return {"chunk": batch["chunk"], "result": np.array(results, dtype=object)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,7 +189,15 @@ class Embedder:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._maybe_die()
-        reads = [pickle.loads(r) for r in batch["result"]]
+        results = [pickle.dumps(self._embed(pickle.loads(blob))) for blob in batch["result"]]
+        return {
+            "chunk": batch["chunk"],
+            "result": np.array(results, dtype=object),
+            "runtime": np.array([self.runtime] * len(results), dtype=object),
+        }
+
+    def _embed(self, reads: list[ReadMedia | Failed]) -> list[Embedded | Failed]:
+        """One chunk's decoded files -> embedded ones, in model batches as in-process."""
         done: list[Embedded | Failed] = []
         todo: list[tuple[int, ReadMedia, list[Any]]] = []
         for i, r in enumerate(reads):
@@ -196,11 +216,7 @@ class Embedder:
             r.images = []  # the pictures do not travel back
             done[i] = Embedded(r, vectors[cursor : cursor + len(ts)])
             cursor += len(ts)
-        return {
-            "order": batch["order"],
-            "result": np.array([pickle.dumps(d) for d in done], dtype=object),
-            "runtime": np.array([self.runtime] * len(done), dtype=object),
-        }
+        return done
 
     def _maybe_die(self) -> None:
         marker = self.die_once_marker
@@ -270,11 +286,11 @@ class ClusterPipeline(Pipeline):
             device="cuda" if plan.gpus_per_actor else "cpu",
             threads=plan.threads if not plan.gpus_per_actor else self.library.settings.threads,
         )
-        rows = [{"order": i, "file": pickle.dumps(f)} for i, f in enumerate(files)]
-        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // DECODE_BATCH, 200)))
+        rows = [{"chunk": i, "files": pickle.dumps(c)} for i, c in enumerate(chunks(files, self.batch_size))]
+        ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
         ds = ds.map_batches(
-            read_batch,
-            batch_size=DECODE_BATCH,
+            read_chunks,
+            batch_size=1,
             fn_kwargs={"max_image_pixels": self.library.settings.max_image_pixels},
             num_cpus=0.5,
         )
@@ -283,7 +299,7 @@ class ClusterPipeline(Pipeline):
         )
         ds = ds.map_batches(
             Embedder,
-            batch_size=self.batch_size,
+            batch_size=1,
             fn_constructor_kwargs={"config": config},
             compute=ray.data.ActorPoolStrategy(size=plan.actors),
             num_gpus=plan.gpus_per_actor or None,
@@ -291,4 +307,5 @@ class ClusterPipeline(Pipeline):
         )
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             for blob, runtime in zip(batch["result"], batch["runtime"]):
-                yield pickle.loads(blob), str(runtime)
+                for result in pickle.loads(blob):
+                    yield result, str(runtime)

@@ -1,7 +1,7 @@
 """The vector index at scale: exact fp16, IVF-SQ8 (clifs past 200k), IVF-PQ in RAM and IVF-PQ with on-disk,
 memory-mapped inverted lists, on the same synthetic vectors.
 
-    python bench/scale_index.py [--n 1000000] [--queries 200]
+    python bench/scale_index.py [--n 1000000] [--queries 200] [--kinds exact sq8 pq ondisk] [--nlist N]
 
 Clustered unit vectors of dim 512, as bench/query_latency.py makes them (cluster centres n/500 apart,
 queries near a centre). Per index: the memory it holds in RAM (its serialised size; for the on-disk
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--shortlists", type=int, nargs="+", default=[64, 256], help="re-scored candidates (IVF-PQ)")
+    parser.add_argument("--kinds", nargs="+", default=["exact", "sq8", "pq", "ondisk"], help="which indexes to build")
+    parser.add_argument("--nlist", type=int, help="coarse lists (default 4 sqrt(n), as clifs picks)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     t = time.perf_counter()
@@ -122,17 +125,17 @@ def main() -> None:
         flush=True,
     )
 
-    # exact, float16 (clifs below 200k vectors)
-    t = time.perf_counter()
-    flat = faiss.IndexScalarQuantizer(DIM, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
-    for _, block in chunks(x):
-        flat.add(block)
-    add_s = time.perf_counter() - t
-    p50, p95, found = timed_queries(flat, x, queries, None)
-    report("exact fp16", flat.sa_code_size() * args.n, 0, 0.0, add_s, p50, p95, recall(found, truth))
-    del flat
+    if "exact" in args.kinds:  # float16, as clifs below 200k vectors
+        t = time.perf_counter()
+        flat = faiss.IndexScalarQuantizer(DIM, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        for _, block in chunks(x):
+            flat.add(block)
+        add_s = time.perf_counter() - t
+        p50, p95, found = timed_queries(flat, x, queries, None)
+        report("exact fp16", flat.sa_code_size() * args.n, 0, 0.0, add_s, p50, p95, recall(found, truth))
+        del flat
 
-    nlist = int(4 * np.sqrt(args.n))
+    nlist = args.nlist or int(4 * np.sqrt(args.n))
     nprobe = max(16, nlist // 16)
     sample = np.ascontiguousarray(
         x[rng.choice(args.n, min(args.n, max(100_000, 39 * nlist)), replace=False)], np.float32
@@ -151,19 +154,27 @@ def main() -> None:
         flush=True,
     )
 
-    sq8 = faiss.IndexIVFScalarQuantizer(
-        quantizer, DIM, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
-    t = time.perf_counter()
-    sq8.train(sample)
-    train_s = coarse_s + time.perf_counter() - t
-    add_s = assign_s + add_precomputed(sq8, x, assign)
-    sq8.nprobe = nprobe
-    p50, p95, found = timed_queries(sq8, x, queries, 64)
-    report(
-        "IVF-SQ8 + re-score 64", faiss.serialize_index(sq8).nbytes, 0, train_s, add_s, p50, p95, recall(found, truth)
-    )
-    del sq8
+    if "sq8" in args.kinds:
+        sq8 = faiss.IndexIVFScalarQuantizer(
+            quantizer, DIM, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        t = time.perf_counter()
+        sq8.train(sample)
+        train_s = coarse_s + time.perf_counter() - t
+        add_s = assign_s + add_precomputed(sq8, x, assign)
+        sq8.nprobe = nprobe
+        p50, p95, found = timed_queries(sq8, x, queries, 64)
+        report(
+            "IVF-SQ8 + re-score 64",
+            faiss.serialize_index(sq8).nbytes,
+            0,
+            train_s,
+            add_s,
+            p50,
+            p95,
+            recall(found, truth),
+        )
+        del sq8
 
     with tempfile.TemporaryDirectory(prefix="clifs-scale-") as tmp:
         pq = faiss.IndexIVFPQ(quantizer, DIM, nlist, PQ_M, 8, faiss.METRIC_INNER_PRODUCT)
@@ -174,7 +185,7 @@ def main() -> None:
         faiss.write_index(pq, str(empty))
         pq_add_s = assign_s + add_precomputed(pq, x, assign)
         pq.nprobe = nprobe
-        for shortlist in args.shortlists:
+        for shortlist in args.shortlists if "pq" in args.kinds else []:
             p50, p95, found = timed_queries(pq, x, queries, shortlist)
             report(
                 f"IVF-PQ{PQ_M} RAM + re-score {shortlist}",
@@ -216,6 +227,7 @@ def main() -> None:
                 p95,
                 recall(found, truth),
             )
+    print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f} GiB")
 
 
 if __name__ == "__main__":

@@ -214,3 +214,17 @@ def test_no_ray_or_an_unreachable_cluster_is_one_clear_line(tmp_path):
     ):
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.count("\n") == 1 and words in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_model_goes_one_actor_a_gpu_else_one_per_four_cpus_and_chunks_follow_the_model_batches():
+    from indexer.cluster import ActorPlan, chunks
+    from indexer.scan import DiskFile
+
+    assert ActorPlan.for_resources({"CPU": 64.0, "GPU": 8.0}) == ActorPlan(8, 1.0, 1)
+    assert ActorPlan.for_resources({"CPU": 2.0}) == ActorPlan(1, 0.0, 2)
+    assert ActorPlan.for_resources({"CPU": 32.0}) == ActorPlan(8, 0.0, 4)
+    assert ActorPlan.for_resources({"CPU": 32.0}, actors=3).actors == 3
+
+    files = [DiskFile(f"/p/{i}", 1, 1.0, "video" if i == 5 else "image") for i in range(12)]
+    cut = chunks(files, 4)
+    assert [[int(f.path[3:]) for f in c] for c in cut] == [[0, 1, 2, 3], [4], [5], [6, 7, 8, 9], [10, 11]]

@@ -11,8 +11,8 @@ catalog and the vector index stay single-writer here. Workers read files by the 
 scanned, so they need the folders at the same paths (a local cluster, or a shared mount), and the
 model at the same spec; on CPU workers the exported model is read from this clifs home's cache.
 
-A worker that dies is restarted by Ray and its batch retried; a file seen twice is committed once.
-Killing this process loses only the batches not committed: the next run's scan skips the rest.
+A worker that dies is restarted by Ray and its chunk retried; a file seen twice is committed once.
+Killing this process loses only the chunks not committed: the next run's scan skips the rest.
 
 Imported only for ``--cluster``: the desktop install has no ray, and ``import indexer`` never imports it.
 """
@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import os
 import pickle
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from clifs.engine.config import Settings
+from clifs.engine.errors import UsageError
 from clifs.engine.library import Library
 from clifs.engine.models.base import Encoder
 from indexer.pipeline import Embedded, Failed, IndexReport, Pipeline, ReadMedia, read_media
@@ -46,7 +48,7 @@ class ClusterUnavailable(Exception):
     """Ray is not installed, or the cluster cannot be reached: one line for the person."""
 
 
-def connect(address: str, num_cpus: int | None = None) -> dict[str, float]:
+def connect(address: str) -> dict[str, float]:
     """Join the Ray cluster at ``address`` ("auto", "local" for a fresh local instance, "host:port" or
     "ray://host:10001"); returns its resources. Raises ClusterUnavailable with the reason."""
     try:
@@ -63,7 +65,6 @@ def connect(address: str, num_cpus: int | None = None) -> dict[str, float]:
     try:
         ray.init(
             address=None if address == "local" else address,
-            num_cpus=num_cpus if address == "local" else None,
             include_dashboard=False,
             log_to_driver=False,
             configure_logging=False,
@@ -80,9 +81,9 @@ def _quiet_ray() -> None:
     from ray.data import DataContext
 
     logging.getLogger("ray").setLevel(logging.ERROR)
-    for handler in logging.getLogger("ray.data").handlers:  # Ray Data logs to its own console handler
+    for handler in logging.getLogger("ray.data").handlers:  # its own console handler; its log file keeps all
         if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.ERROR)
+            handler.setLevel(logging.CRITICAL)
     DataContext.get_current().enable_progress_bars = False
 
 
@@ -102,6 +103,16 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except OSError as exc:
         raise ClusterUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _user_error(exc: BaseException) -> str:
+    """The exception a worker's code raised, as one line. Ray keeps it only as text in its own error's
+    traceback: the first ``SomeError: message`` line there that is not one of Ray's wrappers."""
+    for line in str(exc).splitlines():
+        found = re.match(r"\s*([A-Za-z_][\w.]*(?:Error|Exception|Unavailable)): (.+)", line)
+        if found and not found[1].startswith("ray."):
+            return f"{found[1].rsplit('.', 1)[-1]}: {found[2]}"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -258,7 +269,7 @@ class ClusterPipeline(Pipeline):
         # Only the model's identity is needed here (its saved text side; the first run exports the
         # model, which the CPU workers then read): the workers encode.
         model_id = self.library.model.model_id
-        committed: set[str] = set()  # a retried batch may bring a file back: it is committed once
+        committed: set[str] = set()  # a retried chunk may bring a file back: it is committed once
         pending: list[Embedded] = []
         pending_items = 0
         runtime = None
@@ -283,6 +294,7 @@ class ClusterPipeline(Pipeline):
 
     def _results(self, files: list[DiskFile], model_id: str) -> Iterator[tuple[Embedded | Failed, str]]:
         import ray.data
+        import ray.exceptions
 
         plan = self.plan
         worker_settings = dataclasses.replace(
@@ -309,7 +321,13 @@ class ClusterPipeline(Pipeline):
             num_gpus=plan.gpus_per_actor or None,
             num_cpus=1,
         )
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for blob, runtime in zip(batch["result"], batch["runtime"]):
-                for result in pickle.loads(blob):
-                    yield result, str(runtime)
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                for blob, runtime in zip(batch["result"], batch["runtime"]):
+                    for result in pickle.loads(blob):
+                        yield result, str(runtime)
+        except ray.exceptions.RayError as exc:  # a worker's own error (no model there), not a crash: Ray retries those
+            raise UsageError(
+                f"the cluster's workers failed ({_user_error(exc)}); "
+                "the files committed so far are kept: fix it and run `clifs index` again for the rest"
+            ) from None

@@ -22,6 +22,7 @@ from PIL import Image
 
 from clifs.cli.main import main
 from clifs.engine.config import Settings
+from clifs.engine.errors import UsageError
 from clifs.engine.library import Library
 from tests.conftest import TEST_MODEL, clifs_env, run_clifs, write_single_objects
 from tests.indexer_helpers import disagreements
@@ -132,6 +133,7 @@ def test_unchanged_files_are_skipped_and_moves_keep_their_vectors(tmp_path, clif
         library.close()
 
 
+@pytest.mark.slow  # the killed actor is restarted: a second process start and model load
 def test_a_worker_that_dies_mid_batch_is_retried_and_every_file_lands_once(
     tmp_path, clifs_home, ray_address, exported_model
 ):
@@ -147,6 +149,20 @@ def test_a_worker_that_dies_mid_batch_is_retried_and_every_file_lands_once(
     finally:
         library.close()
     assert disagreements(clifs_home, photos, library.encoder) == []
+
+
+def test_an_error_in_the_workers_code_stops_the_run_with_its_reason(tmp_path, clifs_home, ray_address, exported_model):
+    _with_model(clifs_home, exported_model)
+    photos = tmp_path / "photos"
+    write_single_objects(photos)
+    library = Library(clifs_home)
+    try:
+        # The fault hook cannot create its marker: a worker raises (not a crash, so Ray does not retry it).
+        pipeline = _pipeline(library, die_once_marker=tmp_path / "no-such-folder" / "marker")
+        with pytest.raises(UsageError, match=r"the cluster's workers failed \(FileNotFoundError: .*no-such-folder"):
+            pipeline.index_folders([str(photos)])
+    finally:
+        library.close()
 
 
 def _committed(db: Path) -> int:

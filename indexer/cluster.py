@@ -25,7 +25,9 @@ import os
 import pickle
 import re
 import socket
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,9 @@ log = logging.getLogger(__name__)
 
 #: Model threads of one CPU actor, at most (more actors rather than wider ones).
 CPU_ACTOR_THREADS = 4
+#: Preprocessing threads of a GPU actor (resize and normalise, outside the GIL): the in-process
+#: pipeline preprocesses in its decode threads; a GPU actor must keep up with fp16 on its own.
+GPU_PREPROCESS_THREADS = 8
 
 
 class ClusterUnavailable(Exception):
@@ -126,7 +131,7 @@ class ActorPlan:
 
     actors: int
     gpus_per_actor: float  # 0: CPU actors, on the CPU runtime
-    threads: int  # model threads per CPU actor
+    threads: int  # per actor: the model's threads on a CPU, preprocessing threads on a GPU
 
     @classmethod
     def for_resources(cls, resources: dict[str, float], actors: int | None = None) -> ActorPlan:
@@ -134,7 +139,7 @@ class ActorPlan:
         leaving CPUs to the decode tasks."""
         gpus = int(resources.get("GPU", 0))
         if gpus:
-            return cls(actors or gpus, 1.0, 1)
+            return cls(actors or gpus, 1.0, GPU_PREPROCESS_THREADS)
         cpus = max(1, int(resources.get("CPU", 1)))
         threads = min(CPU_ACTOR_THREADS, cpus)
         return cls(actors or max(1, cpus // CPU_ACTOR_THREADS), 0.0, threads)
@@ -188,6 +193,7 @@ class EmbedderConfig:
     settings: Settings  # the driver's, with the worker's device and threads
     model_id: str  # the space the driver commits to: a worker that loads another refuses to start
     batch_size: int
+    preprocess_threads: int = 1  # more on a GPU, where the model waits for them
     #: Fault injection for the tests: the first actor to take a batch exits its process, once.
     die_once_marker: str | None = None
 
@@ -201,6 +207,11 @@ class Embedder:
         self.runtime = "ray " + getattr(self.encoder, "runtime", type(self.encoder).__name__)
         self.batch_size = config.batch_size
         self.die_once_marker = config.die_once_marker
+        threads = config.preprocess_threads
+        self.preprocessing = ThreadPoolExecutor(threads, "clifs-preprocess") if threads > 1 else None
+        #: On a GPU two chunks are in the actor at once (one preprocessing while the other encodes),
+        #: the model running one at a time.
+        self.model_lock = threading.Lock()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._maybe_die()
@@ -213,25 +224,37 @@ class Embedder:
 
     def _embed(self, reads: list[ReadMedia | Failed]) -> list[Embedded | Failed]:
         """One chunk's decoded files -> embedded ones, in model batches as in-process."""
+        pictures = [r for r in reads if isinstance(r, ReadMedia)]
+        mapper = self.preprocessing.map if self.preprocessing is not None else map
+        prepared = dict(zip((id(r) for r in pictures), mapper(self._preprocess, pictures)))
         done: list[Embedded | Failed] = []
         todo: list[tuple[int, ReadMedia, list[Any]]] = []
         for i, r in enumerate(reads):
             done.append(r)
             if isinstance(r, ReadMedia):
-                try:
-                    todo.append((i, r, [self.encoder.preprocess(im) for im in r.images]))
-                except Exception as exc:  # a picture the model's preprocessing refuses: that file only
-                    done[i] = Failed(r.file, f"unexpected error: {type(exc).__name__}: {exc}")
+                tensors = prepared[id(r)]
+                if isinstance(tensors, Exception):  # a picture the model's preprocessing refuses: that file only
+                    done[i] = Failed(r.file, f"unexpected error: {type(tensors).__name__}: {tensors}")
+                else:
+                    todo.append((i, r, tensors))
         tensors = [t for _, _, ts in todo for t in ts]
         vectors: list[np.ndarray] = []
-        for start in range(0, len(tensors), self.batch_size):
-            vectors.extend(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
+        with self.model_lock:
+            for start in range(0, len(tensors), self.batch_size):
+                batch = self.encoder.stack(tensors[start : start + self.batch_size])
+                vectors.extend(self.encoder.encode_images(batch))
         cursor = 0
         for i, r, ts in todo:
             r.images = []  # the pictures do not travel back
             done[i] = Embedded(r, vectors[cursor : cursor + len(ts)])
             cursor += len(ts)
         return done
+
+    def _preprocess(self, read: ReadMedia) -> list[Any] | Exception:
+        try:
+            return [self.encoder.preprocess(im) for im in read.images]
+        except Exception as exc:
+            return exc
 
     def _maybe_die(self) -> None:
         marker = self.die_once_marker
@@ -300,7 +323,7 @@ class ClusterPipeline(Pipeline):
         worker_settings = dataclasses.replace(
             self.library.settings,
             device="cuda" if plan.gpus_per_actor else "cpu",
-            threads=plan.threads if not plan.gpus_per_actor else self.library.settings.threads,
+            threads=self.library.settings.threads if plan.gpus_per_actor else plan.threads,
         )
         rows = [{"chunk": i, "files": pickle.dumps(c)} for i, c in enumerate(chunks(files, self.batch_size))]
         ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), 1000)))
@@ -311,13 +334,23 @@ class ClusterPipeline(Pipeline):
             num_cpus=0.5,
         )
         config = EmbedderConfig(
-            worker_settings, model_id, self.batch_size, str(self.die_once_marker) if self.die_once_marker else None
+            worker_settings,
+            model_id,
+            self.batch_size,
+            plan.threads if plan.gpus_per_actor else 1,
+            str(self.die_once_marker) if self.die_once_marker else None,
         )
+        if plan.gpus_per_actor:  # a chunk preprocesses while the one before it encodes
+            compute = ray.data.ActorPoolStrategy(
+                size=plan.actors, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
+            )
+        else:
+            compute = ray.data.ActorPoolStrategy(size=plan.actors)
         ds = ds.map_batches(
             Embedder,
             batch_size=1,
             fn_constructor_kwargs={"config": config},
-            compute=ray.data.ActorPoolStrategy(size=plan.actors),
+            compute=compute,
             num_gpus=plan.gpus_per_actor or None,
             num_cpus=1,
         )

@@ -236,7 +236,7 @@ def test_the_model_goes_one_actor_a_gpu_else_one_per_four_cpus_and_chunks_follow
     from indexer.cluster import ActorPlan, chunks
     from indexer.scan import DiskFile
 
-    assert ActorPlan.for_resources({"CPU": 64.0, "GPU": 8.0}) == ActorPlan(8, 1.0, 1)
+    assert ActorPlan.for_resources({"CPU": 64.0, "GPU": 8.0}) == ActorPlan(8, 1.0, 8)  # 8 preprocessing threads
     assert ActorPlan.for_resources({"CPU": 2.0}) == ActorPlan(1, 0.0, 2)
     assert ActorPlan.for_resources({"CPU": 32.0}) == ActorPlan(8, 0.0, 4)
     assert ActorPlan.for_resources({"CPU": 32.0}, actors=3).actors == 3
@@ -244,3 +244,30 @@ def test_the_model_goes_one_actor_a_gpu_else_one_per_four_cpus_and_chunks_follow
     files = [DiskFile(f"/p/{i}", 1, 1.0, "video" if i == 5 else "image") for i in range(12)]
     cut = chunks(files, 4)
     assert [[int(f.path[3:]) for f in c] for c in cut] == [[0, 1, 2, 3], [4], [5], [6, 7, 8, 9], [10, 11]]
+
+
+def test_an_actor_preprocessing_in_threads_gives_the_same_vectors_and_failures(tmp_path, clifs_home, exported_model):
+    """What a GPU actor does (preprocessing threads beside the model), checked here on the CPU runtime."""
+    from indexer.cluster import Embedder, EmbedderConfig
+    from indexer.pipeline import Embedded, Failed, read_media
+    from indexer.scan import walk
+
+    _with_model(clifs_home, exported_model)
+    photos = tmp_path / "photos"
+    write_single_objects(photos)
+    (photos / "broken.png").write_bytes(b"not a picture")
+    settings = Settings.load(clifs_home)
+    library = Library(settings)
+    model_id = library.model.model_id
+    library.close()
+    files = sorted(walk(str(photos), []), key=lambda f: f.path)
+    outputs = []
+    for threads in (1, 3):
+        actor = Embedder(EmbedderConfig(settings, model_id, 8, preprocess_threads=threads))
+        outputs.append(actor._embed([read_media(f, settings.max_image_pixels) for f in files]))
+    one, three = outputs
+    assert [type(r) for r in one] == [type(r) for r in three] and sum(isinstance(r, Failed) for r in one) == 1
+    for a, b in zip(one, three):
+        assert a.file == b.file
+        if isinstance(a, Embedded):
+            assert np.array_equal(np.stack(a.vectors), np.stack(b.vectors))

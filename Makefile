@@ -13,7 +13,7 @@ $(BIN)/python:
 # torch comes from this machine's local wheels (pinned), the rest from the registry.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,cluster]'  # cluster: the tests of `clifs index --cluster` on a local Ray
 	# devkit/ (generators, training, evaluation) is not in the wheel: the dev venv sees it from the checkout.
 	$(BIN)/python -c "import site, pathlib; pathlib.Path(site.getsitepackages()[0], 'clifs-devkit.pth').write_text('$(CURDIR)\n')"
 	touch $(STAMP)

@@ -20,6 +20,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from clifs.engine.catalog import IndexedFile, NewItem
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
@@ -48,10 +51,12 @@ class IndexReport:
 
 
 @dataclass
-class _Decoded:
+class ReadMedia:
+    """A file read and decoded, before the model's preprocessing: what a decode worker hands the model."""
+
     file: DiskFile
     content_hash: str
-    tensors: list[Any]  # what the encoder's preprocess gives (a numpy array on the CPU runtime)
+    images: list[Image.Image]  # upright RGB: the picture, or a video's sampled frames
     timestamps: list[float | None]
     width: int | None = None
     height: int | None = None
@@ -60,7 +65,25 @@ class _Decoded:
 
 
 @dataclass
-class _Failed:
+class _Decoded:
+    read: ReadMedia
+    tensors: list[Any]  # what the encoder's preprocess gives (a numpy array on the CPU runtime)
+
+
+@dataclass
+class Embedded:
+    """A file with its vectors (one per image of its ``ReadMedia``, in order), ready to commit."""
+
+    read: ReadMedia
+    vectors: list[np.ndarray]
+
+    @property
+    def file(self) -> DiskFile:
+        return self.read.file
+
+
+@dataclass
+class Failed:
     file: DiskFile
     reason: str
 
@@ -83,6 +106,7 @@ class Pipeline:
         self.workers = workers or library.settings.decode_workers
         self.on_file = on_file or (lambda f, err: None)
         self.should_stop = should_stop or (lambda: False)
+        self.writer = CatalogWriter(library, self.on_file)
 
     @property
     def encoder(self) -> Encoder:
@@ -156,12 +180,8 @@ class Pipeline:
         # closing: a commit that fails (a full disk) stops the decode pool now, not when collected.
         with contextlib.closing(self._decoded(files)) as decoded:
             for result in decoded:
-                if isinstance(result, _Failed):
-                    self.library.record_failure(
-                        result.file.path, result.file.kind, result.file.size, result.file.mtime, result.reason
-                    )
-                    report.failed.append((result.file.path, result.reason))
-                    self.on_file(result.file, result.reason)
+                if isinstance(result, Failed):
+                    self.writer.failed(result, report)
                     continue
                 pending.append(result)
                 pending_items += len(result.tensors)
@@ -174,7 +194,7 @@ class Pipeline:
         self._commit(pending, report)
         return report
 
-    def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | _Failed]:
+    def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | Failed]:
         """Decode in a thread pool, in order, with a bounded amount of work in flight.
 
         A video costs a whole batch: its hundreds of frames would otherwise pile up in memory.
@@ -206,38 +226,13 @@ class Pipeline:
                 for pending, _ in queue:
                     pending.cancel()
 
-    def _decode(self, f: DiskFile) -> _Decoded | _Failed:
-        if f.problem:
-            return _Failed(f, f.problem)
-        try:
-            h = content_hash(f.path, f.size)
-            if f.kind == "video":
-                from clifs.engine.video import sample_frames
-
-                video = sample_frames(f.path)
-                return _Decoded(
-                    f,
-                    h,
-                    [self.encoder.preprocess(im) for _, im in video.frames],
-                    [t for t, _ in video.frames],
-                    video.width,
-                    video.height,
-                    video.duration,
-                    video_metadata(f.path).with_mtime_fallback(f.mtime),
-                )
-            image = open_image(f.path, self.library.settings.max_image_pixels, describe=True)
-            full = image.info.get("original_size", image.size)
-            meta = image.info.get("photo_meta", PhotoMeta()).with_mtime_fallback(f.mtime)
-            return _Decoded(f, h, [self.encoder.preprocess(image)], [None], full[0], full[1], meta=meta)
-        except MediaError as exc:
-            return _Failed(f, str(exc))
-        except FileNotFoundError:
-            return _Failed(f, "file disappeared before it could be read")
-        except OSError as exc:
-            return _Failed(f, f"cannot read file: {exc.strerror or exc}")
-        except Exception as exc:  # a decoder bug on one file must not stop the run
-            log.exception("unexpected error decoding %s", f.path)
-            return _Failed(f, f"unexpected error: {type(exc).__name__}: {exc}")
+    def _decode(self, f: DiskFile) -> _Decoded | Failed:
+        read = read_media(f, self.library.settings.max_image_pixels)
+        if isinstance(read, Failed):
+            return read
+        tensors = [self.encoder.preprocess(im) for im in read.images]
+        read.images = []  # preprocessed: a video's frames are not held twice until the commit
+        return _Decoded(read, tensors)
 
     def _commit(self, pending: list[_Decoded], report: IndexReport) -> None:
         if not pending:
@@ -245,34 +240,97 @@ class Pipeline:
         tensors = [t for d in pending for t in d.tensors]
         vectors = []
         for start in range(0, len(tensors), self.batch_size):
-            vectors.append(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
-        flat = [v for chunk in vectors for v in chunk]
-        files, cursor = [], 0
+            vectors.extend(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
+        embedded, cursor = [], 0
         for d in pending:
-            n = len(d.tensors)
-            items = [NewItem(ts, flat[cursor + i]) for i, ts in enumerate(d.timestamps)]
-            cursor += n
+            embedded.append(Embedded(d.read, vectors[cursor : cursor + len(d.tensors)]))
+            cursor += len(d.tensors)
+        self.writer.commit(embedded, report)
+
+
+class CatalogWriter:
+    """The one writer of a run: commits embedded files and records failures through the library
+    (catalog first, then the vector index), and reports each file. The in-process pipeline and the
+    cluster path (indexer/cluster.py) both commit through it."""
+
+    def __init__(self, library: Library, on_file: ProgressFn):
+        self.library = library
+        self.on_file = on_file
+
+    def failed(self, failure: Failed, report: IndexReport) -> None:
+        f = failure.file
+        self.library.record_failure(f.path, f.kind, f.size, f.mtime, failure.reason)
+        report.failed.append((f.path, failure.reason))
+        self.on_file(f, failure.reason)
+
+    def commit(self, embedded: list[Embedded], report: IndexReport, runtime: str | None = None) -> None:
+        """One transaction for the batch, then the vector index follows. ``runtime``: what made the
+        vectors, when not the library's own model (``Library.add_files``)."""
+        if not embedded:
+            return
+        files = []
+        for e in embedded:
+            r = e.read
+            items = [NewItem(ts, v) for ts, v in zip(r.timestamps, e.vectors, strict=True)]
             files.append(
                 IndexedFile(
-                    d.file.path,
-                    d.file.kind,
-                    d.file.size,
-                    d.file.mtime,
-                    d.content_hash,
+                    r.file.path,
+                    r.file.kind,
+                    r.file.size,
+                    r.file.mtime,
+                    r.content_hash,
                     items,
-                    d.width,
-                    d.height,
-                    d.duration,
-                    d.meta,
+                    r.width,
+                    r.height,
+                    r.duration,
+                    r.meta,
                 )
             )
-        self.library.add_files(files)
+        self.library.add_files(files, runtime)
         report.added += len(files)
-        report.items += len(flat)
-        for d in pending:
-            self.on_file(d.file, None)
+        report.items += sum(len(f.items) for f in files)
+        for e in embedded:
+            self.on_file(e.read.file, None)
         # After on_file: these files are committed even if saving the cache fails (a full disk).
         self.library.flush(every_seconds=30.0)
+
+
+def read_media(f: DiskFile, max_image_pixels: int) -> ReadMedia | Failed:
+    """Hash and decode one file (a picture, or a video's sampled frames) with its metadata, or say why not.
+
+    Runs in the in-process decode threads and in the cluster's decode tasks alike.
+    """
+    if f.problem:
+        return Failed(f, f.problem)
+    try:
+        h = content_hash(f.path, f.size)
+        if f.kind == "video":
+            from clifs.engine.video import sample_frames
+
+            video = sample_frames(f.path)
+            return ReadMedia(
+                f,
+                h,
+                [im for _, im in video.frames],
+                [t for t, _ in video.frames],
+                video.width,
+                video.height,
+                video.duration,
+                video_metadata(f.path).with_mtime_fallback(f.mtime),
+            )
+        image = open_image(f.path, max_image_pixels, describe=True)
+        full = image.info.get("original_size", image.size)
+        meta = image.info.get("photo_meta", PhotoMeta()).with_mtime_fallback(f.mtime)
+        return ReadMedia(f, h, [image], [None], full[0], full[1], meta=meta)
+    except MediaError as exc:
+        return Failed(f, str(exc))
+    except FileNotFoundError:
+        return Failed(f, "file disappeared before it could be read")
+    except OSError as exc:
+        return Failed(f, f"cannot read file: {exc.strerror or exc}")
+    except Exception as exc:  # a decoder bug on one file must not stop the run
+        log.exception("unexpected error decoding %s", f.path)
+        return Failed(f, f"unexpected error: {type(exc).__name__}: {exc}")
 
 
 def _yield_to_model() -> None:

@@ -52,10 +52,13 @@ def test_every_runtime_package_is_listed():
     assert on_disk <= listed, f"packages missing from pyproject's [tool.setuptools] packages: {on_disk - listed}"
 
 
+def _names(requirements: list[str]) -> set[str]:
+    return {_canonical(re.split(r"[\s<>=!~;\[]", d, maxsplit=1)[0]) for d in requirements}
+
+
 def test_every_import_is_a_declared_dependency():
-    declared = {
-        _canonical(re.split(r"[\s<>=!~;\[]", d, maxsplit=1)[0]) for d in _pyproject()["project"]["dependencies"]
-    }
+    project = _pyproject()["project"]
+    declared = _names(project["dependencies"]) | _names(project["optional-dependencies"]["cluster"])
     providers = metadata.packages_distributions()
     undeclared = {
         name: providers.get(name)
@@ -63,6 +66,33 @@ def test_every_import_is_a_declared_dependency():
         if not any(_canonical(dist) in declared for dist in providers.get(name, [name]))
     }
     assert not undeclared, f"imported but not declared in [project] dependencies: {undeclared}"
+
+
+def test_ray_is_an_optional_dependency_imported_only_for_the_cluster():
+    project = _pyproject()["project"]
+    assert "ray" not in _names(project["dependencies"])
+    assert "ray" in _names(project["optional-dependencies"]["cluster"])
+    importers = set()
+    for package in RUNTIME:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                modules = (
+                    [a.name for a in node.names]
+                    if isinstance(node, ast.Import)
+                    else [node.module or ""]
+                    if isinstance(node, ast.ImportFrom)
+                    else []
+                )
+                if any(m.split(".")[0] == "ray" for m in modules):
+                    importers.add(str(path.relative_to(ROOT)))
+    assert importers == {"indexer/cluster.py"}
+    # The desktop's way in (the indexer, the service, `clifs index` without --cluster) never loads it.
+    code = (
+        "import sys, indexer.pipeline, indexer.service, clifs.cli.index, clifs.cli.main; "
+        "clifs.cli.main.build_parser(); print('ray' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.slow
@@ -82,6 +112,14 @@ def test_a_wheel_in_a_fresh_venv_indexes_searches_and_runs_the_demo(tmp_path):
     assert "clifs_assets/models/shapes-vit-tiny.safetensors" in names
     assert "clifs_assets/demo/queries.json" in names
     assert not [n for n in names if n.startswith(("devkit/", "tests/", "bench/"))]
+    metadata_file = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = [
+        line
+        for line in zipfile.ZipFile(wheel).read(metadata_file).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    ray = [line for line in requires if re.match(r"Requires-Dist: ray\b", line)]
+    assert ray and all('extra == "cluster"' in line for line in ray), ray  # the desktop install does not pull ray
 
     # A fresh venv with the wheel; its dependencies come from this venv's site-packages as a plain path
     # (a path line in a .pth is not itself scanned for .pth files, so the checkout's editable install stays out).

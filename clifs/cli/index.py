@@ -26,6 +26,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=number(1, integer=True), help="images per model batch")
     p.add_argument("--workers", type=number(1, integer=True), help="decode threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        help="decode and embed on a Ray cluster (host:port, ray://host:10001, auto; local: a Ray on this "
+        "machine); the catalog is written here. Needs clifs[cluster] and the folders at the same paths on the workers",
+    )
+    p.add_argument(
+        "--cluster-actors",
+        type=number(1, integer=True),
+        metavar="N",
+        help="model actors on the cluster (default: one per GPU, else one per 4 CPUs)",
+    )
     add_ocr_option(p)
     add_model_option(p)
     add_json_option(p)
@@ -44,16 +56,18 @@ def run(args: argparse.Namespace) -> int:
     for root in roots:
         if not os.path.isdir(root):
             raise UsageError(f"not a folder: {root}")
+    cluster = join_cluster(args) if args.cluster else None
     library = open_library(args)
     if library.fallback_reason:
         print(f"clifs: {library.fallback_reason}", file=sys.stderr)
     bar = tqdm(unit="file", disable=args.no_progress or None, file=sys.stderr, dynamic_ncols=True)
-    pipeline = Pipeline(
-        library,
-        batch_size=args.batch_size,
-        workers=args.workers,
-        on_file=lambda f, err: bar.update(1),
-    )
+    options = {"batch_size": args.batch_size, "workers": args.workers, "on_file": lambda f, err: bar.update(1)}
+    if cluster is not None:
+        from indexer.cluster import ClusterPipeline
+
+        pipeline = ClusterPipeline(library, cluster, **options)
+    else:
+        pipeline = Pipeline(library, **options)
     try:
         scan = pipeline.scan(roots)
         bar.total = len(scan.to_index)
@@ -74,8 +88,14 @@ def run(args: argparse.Namespace) -> int:
         bar.close()
         library.close()
         lock.release()
+        if cluster is not None:
+            from indexer.cluster import disconnect
+
+            disconnect()
     encoder = library.loaded_encoder  # None when nothing needed encoding: no model was loaded
     encoded = encoder.images_encoded if encoder is not None else 0
+    if cluster is not None:
+        encoded += pipeline.images_encoded  # on the cluster's workers
     model_name = library.model.display_name
     summary = {
         "indexed": report.added,
@@ -110,6 +130,18 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_skipped(dict(scan.skipped)) + " (see `clifs list --skipped`)")
     return 0
+
+
+def join_cluster(args: argparse.Namespace):
+    """Connect to the Ray cluster of ``--cluster``; its actor plan (indexer.cluster.ActorPlan), or exit 2."""
+    try:
+        from indexer.cluster import ActorPlan, ClusterUnavailable, connect
+    except ImportError as exc:  # ray itself is imported inside connect(); this is a broken install
+        raise UsageError(f"--cluster is unavailable: {exc}") from None
+    try:
+        return ActorPlan.for_resources(connect(args.cluster), args.cluster_actors)
+    except ClusterUnavailable as exc:
+        raise UsageError(str(exc)) from None
 
 
 SKIPPED_KEY = "skipped_extensions"

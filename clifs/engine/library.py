@@ -169,19 +169,23 @@ class Library:
         return self.catalog.embedding_of(ids[0], self.model.model_id) if ids else None
 
     # -- writing (the indexer's side) -----------------------------------------------------------------
-    def add_files(self, files: list[IndexedFile]) -> None:
+    def add_files(self, files: list[IndexedFile], runtime: str | None = None) -> None:
         """Commit embedded files in one transaction, then bring the vector index up to date (and new
-        photos into the near-duplicate groups of their copies)."""
+        photos into the near-duplicate groups of their copies).
+
+        ``runtime``: what made the vectors when it was not this library's model (a cluster's workers,
+        in the active model's space); this process then needs only the model's identity, not the model.
+        """
         if files:
-            new_ids = self.catalog.commit_indexed(files, self.encoder.model_id)
+            new_ids = self.catalog.commit_indexed(files, self.model.model_id)
             self.vectors.catch_up(self.catalog)
-            self._record_runtime()
+            self._record_runtime(runtime)
             self._link_duplicates(files, new_ids)
 
     def _link_duplicates(self, files: list[IndexedFile], new_ids: list[list[int]]) -> None:
         from clifs.engine.duplicates import link_new_files
 
-        model_id = self.encoder.model_id
+        model_id = self.model.model_id
         if self.catalog.get_meta("duplicates_model") != model_id:
             return  # no groups for this model yet: the next scan groups the whole library
         firsts = {ids[0]: f for f, ids in zip(files, new_ids) if ids and f.kind == "image"}
@@ -226,9 +230,11 @@ class Library:
         )
         return [[f.path for f in group] for group in groups]
 
-    def _record_runtime(self) -> None:
+    def _record_runtime(self, runtime: str | None = None) -> None:
         """The catalog keeps which runtime and precision made a model's vectors (one space whatever they are)."""
-        key = (self.encoder.model_id, getattr(self.encoder, "runtime", type(self.encoder).__name__))
+        if runtime is None:
+            runtime = getattr(self.encoder, "runtime", type(self.encoder).__name__)
+        key = (self.model.model_id, runtime)
         if key not in self._runtime_recorded:
             self.catalog.record_embedder(*key)
             self._runtime_recorded.add(key)

@@ -4,7 +4,10 @@ Exact inner-product search for personal libraries (``IndexIDMap2`` over a flat
 float16 index: the catalog stores float16, so this loses nothing, and a query
 reads half the bytes of float32); past ``ANN_THRESHOLD`` vectors an IVF index
 with 8-bit scalar quantisation (removal supported, a quarter of the memory)
-chosen automatically, its candidates re-scored with the catalog's vectors.
+chosen automatically, its candidates re-scored with the catalog's vectors; past
+``PQ_THRESHOLD`` (where IVF-SQ8's 512 bytes a vector stop fitting a laptop's RAM)
+IVF with product quantisation, 8 dimensions to a byte (64 bytes a vector at dim
+512), a longer shortlist re-scored the same way (docs/scale.md).
 Ids are catalog item ids. The file holds the catalog generation it reflects, in
 the same file as the index, written atomically; a stale file is patched from the
 catalog, a broken one rebuilt.
@@ -36,6 +39,11 @@ ANN_THRESHOLD = 200_000
 #: hits are wanted). 8-bit codes misorder close neighbours; the true top 10 lie well inside the
 #: codes' top 64. Each candidate costs a SQLite row (about 30 us at 1M).
 REFINE_CANDIDATES = 64
+PQ_THRESHOLD = 10_000_000
+#: PQ codes misorder far more than 8-bit ones: at 1M, 256 re-scored candidates gave recall@10 0.98
+#: where 64 gave 0.76 (bench/scale_index.py, docs/scale.md); at ~30 us a SQLite row, ~8 ms a query.
+PQ_REFINE_CANDIDATES = 256
+PQ_DIMS_PER_BYTE = 8
 _MAGIC = b"CLIFSVEC1"
 #: Bump when the kind of index built changes: files of another format are rebuilt.
 #: 3: the header carries a CRC-32 of the index bytes, so a flipped bit means a rebuild, not wrong ranks.
@@ -59,6 +67,19 @@ def _new_ivf(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
     index.train(train)
     index.nprobe = max(16, nlist // 16)
     return index
+
+
+def _new_ivfpq(dim: int, train: np.ndarray, n_total: int) -> faiss.IndexIVF:
+    nlist = int(4 * math.sqrt(n_total))
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFPQ(quantizer, dim, nlist, dim // PQ_DIMS_PER_BYTE, 8, faiss.METRIC_INNER_PRODUCT)
+    index.train(train)
+    index.nprobe = max(16, nlist // 16)
+    return index
+
+
+def _uses_pq(n: int, dim: int) -> bool:
+    return n > PQ_THRESHOLD and dim % PQ_DIMS_PER_BYTE == 0
 
 
 @contextlib.contextmanager
@@ -92,6 +113,18 @@ class VectorIndex:
     @property
     def is_ann(self) -> bool:
         return isinstance(self.index, faiss.IndexIVF)
+
+    @property
+    def kind(self) -> str:
+        """ "exact", "IVF-SQ8" or "IVF-PQ"."""
+        if isinstance(self.index, faiss.IndexIVFPQ):
+            return "IVF-PQ"
+        return "IVF-SQ8" if self.is_ann else "exact"
+
+    @property
+    def refine_candidates(self) -> int:
+        """How many candidates an ANN search re-scores exactly, at least."""
+        return PQ_REFINE_CANDIDATES if isinstance(self.index, faiss.IndexIVFPQ) else REFINE_CANDIDATES
 
     # -- keeping it in step with the catalog ---------------------------------------------------
     def sync(self, catalog: Catalog) -> str:
@@ -130,14 +163,16 @@ class VectorIndex:
         """Build from the catalog, streaming chunks so a million vectors never sit in memory twice."""
         generation = catalog.generation()
         n = catalog.count_embeddings(self.model_id)
-        if n > ANN_THRESHOLD:
+        if _uses_pq(n, self.dim):
+            self.index = _new_ivfpq(self.dim, catalog.sample_embeddings(self.model_id, self.dim, 200_000), n)
+        elif n > ANN_THRESHOLD:
             self.index = _new_ivf(self.dim, catalog.sample_embeddings(self.model_id, self.dim, 100_000), n)
         else:
             self.index = _new_flat(self.dim)
         for ids, vectors in catalog.iter_embeddings(self.model_id, self.dim):
             self.index.add_with_ids(vectors, ids)
         self.generation = generation
-        log.info("vector index rebuilt: %d vectors (%s)", n, "IVF-SQ8" if self.is_ann else "exact")
+        log.info("vector index rebuilt: %d vectors (%s)", n, self.kind)
 
     def _patch(self, catalog: Catalog, since: int) -> None:
         self.remove(catalog.tombstones_since(since))
@@ -165,7 +200,7 @@ class VectorIndex:
         """Top ``k`` (scores, ids) for one query; ``allowed`` restricts the ids searched (filters).
 
         With an ANN index, ``stored(ids)`` (the catalog's vectors for those ids, one row each)
-        re-scores ``max(k, REFINE_CANDIDATES)`` candidates exactly: 8-bit codes alone misorder close
+        re-scores ``max(k, self.refine_candidates)`` candidates exactly: 8-bit codes alone misorder close
         neighbours (recall@10 0.92 at 1M in bench/query_latency.py).
         """
         if len(self) == 0 or k <= 0:
@@ -185,7 +220,7 @@ class VectorIndex:
         refine = self.is_ann and stored is not None
         with _one_faiss_thread():
             scores, ids = self.index.search(
-                q, min(len(self), max(k, REFINE_CANDIDATES)) if refine else k, params=params
+                q, min(len(self), max(k, self.refine_candidates)) if refine else k, params=params
             )
         keep = ids[0] >= 0
         scores, ids = scores[0][keep], ids[0][keep]

@@ -1,0 +1,71 @@
+"""Which audio tower shares which image model's space: image encoder -> its bound audio tower, or None.
+
+A tower is bound to one image model and only ever used with it: ``load_audio_encoder`` looks the
+active image encoder's ``model_id`` up in ``_BINDINGS`` (by the prefix that names its architecture
+and weights) and loads the tower bound there. Models with no binding (the starter model, any other
+CLIP) get None: their indexes hold no sound. Loaders are imported only when used, so asking costs
+no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from clifs.engine.models.audio_base import AudioEncoder, ModelUnavailable
+from clifs.engine.models.base import Encoder, TextEncoder
+
+__all__ = ["AudioBinding", "ModelUnavailable", "audio_binding", "bindings", "load_audio_encoder"]
+
+
+@dataclass(frozen=True)
+class AudioBinding:
+    #: The start of the bound image encoder's model_id ("openclip:ViT-B-32:openai:").
+    image_model_prefix: str
+    #: "package.module:factory", factory(image: Encoder, device: str) -> AudioEncoder.
+    loader: str
+    #: One line for a person: the tower and the image model it is bound to.
+    description: str
+
+
+_BINDINGS: tuple[AudioBinding, ...] = (
+    AudioBinding(
+        "openclip:shapes-vit-tiny:",
+        "clifs.engine.models.audio_registry:_load_shapes",
+        "shapes-audio-tiny: the trained shapes-world test audio tower, bound to shapes-vit-tiny",
+    ),
+)
+
+
+def bindings() -> tuple[AudioBinding, ...]:
+    return _BINDINGS
+
+
+def audio_binding(image: TextEncoder | str) -> AudioBinding | None:
+    """The binding for an image encoder (or its model_id), or None when no audio tower shares its space."""
+    model_id = image if isinstance(image, str) else image.model_id
+    return next((b for b in _BINDINGS if model_id.startswith(b.image_model_prefix)), None)
+
+
+def load_audio_encoder(image: Encoder, device: str = "auto") -> AudioEncoder | None:
+    """The audio tower bound to this image encoder's space, or None when no tower is bound to it.
+
+    Raises ModelUnavailable (one readable sentence) when a tower is bound but its weights are missing.
+    """
+    binding = audio_binding(image)
+    if binding is None:
+        return None
+    module, func = binding.loader.split(":")
+    tower: AudioEncoder = getattr(importlib.import_module(module), func)(image, device)
+    if tower.image_model_id != image.model_id or tower.dim != image.dim:
+        raise ModelUnavailable(
+            f"{tower.display_name} does not share the space of {image.display_name} "
+            f"({tower.image_model_id}, {tower.dim}-d vs {image.model_id}, {image.dim}-d)."
+        )
+    return tower
+
+
+def _load_shapes(image: Encoder, device: str) -> AudioEncoder:
+    from clifs.engine.models import audio_shapes
+
+    return audio_shapes.load(image.model_id, image.dim)

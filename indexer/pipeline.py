@@ -1,10 +1,15 @@
 """decode pool -> batched encode -> commit.
 
-Decoding (PIL with JPEG draft, OpenCV for video) runs in a thread pool a few
+Decoding (PIL with JPEG draft, OpenCV for video, PyAV for sound) runs in a thread pool a few
 batches ahead of the model, so the model never waits; each batch of files is
 committed with its embeddings in one SQLite transaction. A file whose content
 hash matches a file that vanished in the same scan is a move: its row follows
 it and its vectors are reused, nothing is encoded.
+
+Sound needs the audio tower bound to the active model: audio files become windows of sound, and a
+video gets sound items from its soundtrack beside its frames (a soundtrack that cannot be read
+costs only the sound: the frames index). With no tower (the starter model) audio files are passed
+over and counted, not failed, and videos index their frames alone.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from clifs.engine.catalog import IndexedFile, NewItem
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
+from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder
 from clifs.engine.paths import canonical_folder
 from clifs.engine.photo_metadata import PhotoMeta, video_metadata
@@ -41,6 +49,8 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    #: Audio files passed over because the active model has no audio tower (not failures).
+    audio_unindexed: int = 0
 
     @property
     def indexed(self) -> int:
@@ -57,6 +67,13 @@ class _Decoded:
     height: int | None = None
     duration: float | None = None
     meta: PhotoMeta | None = None
+    sounds: np.ndarray | None = None  # (n, window samples) for the audio tower
+    sound_times: list[float] = field(default_factory=list)
+    sound_note: str | None = None
+
+    @property
+    def items(self) -> int:
+        return len(self.tensors) + len(self.sound_times)
 
 
 @dataclass
@@ -88,6 +105,11 @@ class Pipeline:
     def encoder(self) -> Encoder:
         """The whole model, loaded when the first file needs decoding: a run with nothing to encode loads none."""
         return self.library.encoder
+
+    @property
+    def audio_encoder(self) -> AudioEncoder | None:
+        """The audio tower bound to the active model, or None (the starter model has none)."""
+        return self.library.audio_encoder
 
     # -- scanning ---------------------------------------------------------------------------------
     def scan(self, roots: Iterable[str]) -> ScanResult:
@@ -151,6 +173,7 @@ class Pipeline:
     # -- decode -> encode -> commit ---------------------------------------------------------------
     def index_files(self, files: list[DiskFile], report: IndexReport | None = None) -> IndexReport:
         report = report or IndexReport()
+        files = self._without_unheard_audio(files, report)
         pending: list[_Decoded] = []
         pending_items = 0
         # closing: a commit that fails (a full disk) stops the decode pool now, not when collected.
@@ -164,7 +187,7 @@ class Pipeline:
                     self.on_file(result.file, result.reason)
                     continue
                 pending.append(result)
-                pending_items += len(result.tensors)
+                pending_items += result.items
                 if pending_items >= self.batch_size:
                     self._commit(pending, report)
                     pending, pending_items = [], 0
@@ -174,6 +197,19 @@ class Pipeline:
         self._commit(pending, report)
         return report
 
+    def _without_unheard_audio(self, files: list[DiskFile], report: IndexReport) -> list[DiskFile]:
+        """Audio files, when no audio tower is bound to the model, are counted and passed over."""
+        if not any(f.kind == "audio" for f in files) or self.audio_encoder is not None:
+            return files
+        kept = []
+        for f in files:
+            if f.kind != "audio":
+                kept.append(f)
+                continue
+            report.audio_unindexed += 1
+            self.on_file(f, None)
+        return kept
+
     def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | _Failed]:
         """Decode in a thread pool, in order, with a bounded amount of work in flight.
 
@@ -182,9 +218,10 @@ class Pipeline:
         budget = max(2 * self.batch_size, 4 * self.workers)
         if files:
             _ = self.encoder  # loaded here, once, before the decode threads use its preprocessing
+            _ = self.audio_encoder  # and the audio tower, before the threads cut windows to its length
 
         def cost(f: DiskFile) -> int:
-            return self.batch_size if f.kind == "video" else 1
+            return self.batch_size if f.kind in ("video", "audio") else 1
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode", initializer=_yield_to_model) as pool:
             queue: deque[tuple[Future, int]] = deque()
@@ -211,11 +248,13 @@ class Pipeline:
             return _Failed(f, f.problem)
         try:
             h = content_hash(f.path, f.size)
+            if f.kind == "audio":
+                return self._decode_audio(f, h)
             if f.kind == "video":
                 from clifs.engine.video import sample_frames
 
                 video = sample_frames(f.path)
-                return _Decoded(
+                decoded = _Decoded(
                     f,
                     h,
                     [self.encoder.preprocess(im) for _, im in video.frames],
@@ -225,6 +264,8 @@ class Pipeline:
                     video.duration,
                     video_metadata(f.path).with_mtime_fallback(f.mtime),
                 )
+                self._add_soundtrack(decoded)
+                return decoded
             image = open_image(f.path, self.library.settings.max_image_pixels, describe=True)
             full = image.info.get("original_size", image.size)
             meta = image.info.get("photo_meta", PhotoMeta()).with_mtime_fallback(f.mtime)
@@ -239,6 +280,51 @@ class Pipeline:
             log.exception("unexpected error decoding %s", f.path)
             return _Failed(f, f"unexpected error: {type(exc).__name__}: {exc}")
 
+    def _decode_audio(self, f: DiskFile, content: str) -> _Decoded:
+        from clifs.engine.audio import read_sound
+
+        tower = self.audio_encoder
+        sound = read_sound(f.path, tower.sample_rate, tower.window_seconds)
+        return _Decoded(
+            f,
+            content,
+            [],
+            [],
+            duration=sound.duration,
+            meta=PhotoMeta().with_mtime_fallback(f.mtime),
+            sounds=sound.windows,
+            sound_times=sound.starts,
+            sound_note="silent" if sound.silent else None,
+        )
+
+    def _add_soundtrack(self, video: _Decoded) -> None:
+        """The soundtrack's windows beside the frames; one that cannot be read is noted, never fatal."""
+        from clifs.engine.audio import read_sound
+
+        tower = self.audio_encoder
+        if tower is None:
+            return
+        try:
+            sound = read_sound(video.file.path, tower.sample_rate, tower.window_seconds, soundtrack=True)
+        except MediaError as exc:
+            video.sound_note = f"soundtrack not indexed: {exc}"
+            return
+        if sound is None:
+            return  # no audio stream: a silent film is no news
+        video.sounds, video.sound_times = sound.windows, sound.starts
+        video.sound_note = "silent soundtrack" if sound.silent else None
+
+    def _encode_sounds(self, pending: list[_Decoded]) -> list[np.ndarray]:
+        windows = [d.sounds for d in pending if d.sound_times]
+        if not windows:
+            return []
+        stacked = np.concatenate(windows)
+        return [
+            v
+            for start in range(0, len(stacked), self.batch_size)
+            for v in self.audio_encoder.encode_audio(stacked[start : start + self.batch_size])
+        ]
+
     def _commit(self, pending: list[_Decoded], report: IndexReport) -> None:
         if not pending:
             return
@@ -247,10 +333,12 @@ class Pipeline:
         for start in range(0, len(tensors), self.batch_size):
             vectors.append(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
         flat = [v for chunk in vectors for v in chunk]
+        heard = iter(self._encode_sounds(pending))
         files, cursor = [], 0
         for d in pending:
             n = len(d.tensors)
             items = [NewItem(ts, flat[cursor + i]) for i, ts in enumerate(d.timestamps)]
+            items += [NewItem(ts, next(heard), "sound") for ts in d.sound_times]
             cursor += n
             files.append(
                 IndexedFile(
@@ -264,11 +352,12 @@ class Pipeline:
                     d.height,
                     d.duration,
                     d.meta,
+                    d.sound_note,
                 )
             )
         self.library.add_files(files)
         report.added += len(files)
-        report.items += len(flat)
+        report.items += sum(len(f.items) for f in files)
         for d in pending:
             self.on_file(d.file, None)
         # After on_file: these files are committed even if saving the cache fails (a full disk).

@@ -91,6 +91,8 @@ def run(args: argparse.Namespace) -> int:
         # files of types clifs does not read, by extension: passed over, neither indexed nor failed
         "skipped": dict(sorted(scan.skipped.items())),
         "described": scan.described,
+        # audio files passed over because the model has no audio tower (not failures)
+        "audio_not_indexed": report.audio_unindexed,
     }
     if args.json:
         print_json([summary])
@@ -105,11 +107,19 @@ def run(args: argparse.Namespace) -> int:
     print_ocr_report(ocr, library.ocr.version)
     if scan.described:
         print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")
+    if report.audio_unindexed:
+        print(audio_not_indexed(report.audio_unindexed, library.audio_unavailable), file=sys.stderr)
     if scan.skipped:
         from clifs.cli.listing import format_skipped
 
         print(format_skipped(dict(scan.skipped)) + " (see `clifs list --skipped`)")
     return 0
+
+
+def audio_not_indexed(files: int, why: str | None) -> str:
+    """The one line for audio files a model without an audio tower passes over."""
+    line = f"no audio model for the active model: {files} audio file{'s' if files != 1 else ''} not indexed"
+    return line + (f" ({why})" if why else "")
 
 
 SKIPPED_KEY = "skipped_extensions"

@@ -101,7 +101,9 @@ class Settings:
             settings.model = os.environ["CLIFS_MODEL"]
         for key, allowed in _CHOICES.items():
             if getattr(settings, key) not in allowed:
-                raise ConfigError(f"Setting {key!r} in {path} is {getattr(settings, key)!r}; one of: {', '.join(allowed)}.")
+                raise ConfigError(
+                    f"Setting {key!r} in {path} is {getattr(settings, key)!r}; one of: {', '.join(allowed)}."
+                )
         if settings.home.exists() and not settings.home.is_dir():
             raise ConfigError(f"the clifs home {settings.home} is a file, not a folder: set CLIFS_HOME to a folder")
         try:

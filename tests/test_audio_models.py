@@ -119,3 +119,15 @@ def test_a_missing_or_mismatched_test_tower_is_one_clear_message(tmp_path, test_
         ModelUnavailable, match=r"trained against image model openclip:shapes-vit-tiny:.*not the active other"
     ):
         audio_shapes.load("other", 64)
+
+
+def test_log_mel_of_a_crop_is_a_slice_of_the_whole():
+    """Training crops the features of longer sounds; that equals featurising the cropped samples."""
+    from clifs.engine.models.audio_features import log_mel
+
+    sound = sound_for("orange", "triangle", 1.5, RATE, scene_rng(2))[None]
+    whole = log_mel(sound, RATE, 400, 160, 40)
+    crop = log_mel(sound[:, 160 * 7 : 160 * 7 + RATE], RATE, 400, 160, 40)
+    assert crop.shape == (1, 40, 98) and np.allclose(crop, whole[:, :, 7 : 7 + 98], atol=1e-4)
+    with pytest.raises(ValueError, match="shorter than one FFT frame"):
+        log_mel(sound[:, :100], RATE, 400, 160, 40)

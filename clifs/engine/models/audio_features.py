@@ -36,8 +36,8 @@ def log_mel(windows: np.ndarray, rate: int, n_fft: int, hop: int, n_mels: int) -
     frames = 1 + (windows.shape[1] - n_fft) // hop
     if frames < 1:
         raise ValueError(f"a window of {windows.shape[1]} samples is shorter than one FFT frame ({n_fft})")
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    framed = windows[:, idx] * np.hanning(n_fft + 1)[:-1].astype(np.float32)  # periodic Hann
-    power = np.abs(np.fft.rfft(framed, axis=-1)).astype(np.float32) ** 2
+    framed = np.lib.stride_tricks.sliding_window_view(windows, n_fft, axis=1)[:, ::hop][:, :frames]
+    spectrum = np.fft.rfft(framed * np.hanning(n_fft + 1)[:-1].astype(np.float32), axis=-1)  # periodic Hann
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
     mel = power @ mel_filters(rate, n_fft, n_mels).T
     return np.log(mel + 1e-6).transpose(0, 2, 1).astype(np.float32)

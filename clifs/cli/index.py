@@ -94,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         # audio files passed over because the model has no audio tower (not failures)
         "audio_not_indexed": report.audio_unindexed,
     }
+    if report.audio_unindexed:
+        print(audio_not_indexed(report.audio_unindexed, library.audio_unavailable), file=sys.stderr)
     if args.json:
         print_json([summary])
         return 0
@@ -107,8 +109,6 @@ def run(args: argparse.Namespace) -> int:
     print_ocr_report(ocr, library.ocr.version)
     if scan.described:
         print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")
-    if report.audio_unindexed:
-        print(audio_not_indexed(report.audio_unindexed, library.audio_unavailable), file=sys.stderr)
     if scan.skipped:
         from clifs.cli.listing import format_skipped
 

@@ -285,7 +285,7 @@ class DetailPane(QWidget):
         self._waiting_overlay = None
         self.preview.set_image(None, "Loading preview…")
         self.preview_wanted.emit(key, self.hit.path, timestamp)
-        self.vision.reset(self._query_text)
+        self.vision.reset(self._query_text, picture=self.hit.kind != "audio")
         self._waiting_labels = f"labels\0{item_id}"
         self.labels_wanted.emit(self._waiting_labels, item_id)
 

@@ -100,7 +100,8 @@ def test_each_bad_input_has_its_own_reason(tmp_path):
 
 def test_the_waveform_thumbnail_follows_the_sound(tmp_path):
     path = write_audio(tmp_path / "gap.ogg", _tone_with_a_gap(), RATE)
-    peaks = waveform(path, points=60)
+    peaks, seconds = waveform(path, points=60)
+    assert seconds == pytest.approx(6.0, abs=0.05)
     assert peaks.shape == (60,) and 0.0 <= peaks.min() and peaks.max() <= 1.0
     assert peaks[25:35].max() < 0.01 < peaks[:15].min()  # the silent third is flat, the sound is not
 

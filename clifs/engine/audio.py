@@ -224,8 +224,9 @@ def _peaks(samples: np.ndarray, block: int = 160) -> np.ndarray:
     return np.abs(np.pad(samples, (0, n - len(samples)))).reshape(-1, block).max(axis=1)
 
 
-def waveform(path: str | Path, points: int = 400, rate: int = 8000) -> np.ndarray:
-    """The peak level of ``points`` equal slices of the sound (for a thumbnail), in [0, 1]."""
+def waveform(path: str | Path, points: int = 400, rate: int = 8000) -> tuple[np.ndarray, float]:
+    """The peak level of ``points`` equal slices of the sound (for a thumbnail), in [0, 1], and its
+    length in seconds."""
     import av
 
     check_regular_file(path)
@@ -247,4 +248,6 @@ def waveform(path: str | Path, points: int = 400, rate: int = 8000) -> np.ndarra
     if len(samples) == 0:
         raise MediaError("no decodable audio")
     edges = np.linspace(0, len(samples), points + 1).astype(int)
-    return np.array([samples[a:b].max() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])], np.float32)
+    last = len(samples) - 1  # a short sound drawn wide: a slice narrower than a block takes its block's peak
+    peaks = np.array([samples[min(a, last) : max(b, a + 1)].max() for a, b in zip(edges[:-1], edges[1:])], np.float32)
+    return peaks, len(samples) * 160 / rate

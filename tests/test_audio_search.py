@@ -127,6 +127,17 @@ def test_the_python_api_takes_audio(indexed, monkeypatch):
         library.close()
 
 
+def test_a_sound_is_labelled_zero_shot_and_has_no_words_to_read(indexed):
+    home, _, _, query, _, sounds, _ = indexed
+    for path, name in ((query, "red circle"), (sounds["blue square"], "blue square")):  # new, and indexed
+        proc = run_clifs(home, "label", str(path), "--json", "--top", "3")
+        assert proc.returncode == 0, proc.stderr
+        scores = json.loads(proc.stdout)
+        assert scores[0]["label"] == name and scores[0]["fits"], scores
+    proc = run_clifs(home, "text", str(sounds["blue square"]))
+    assert proc.returncode == 2 and "is a sound: it has no pictures, so no words to read" in proc.stderr
+
+
 def test_bad_sound_queries_are_one_line_and_exit_2(indexed, tmp_path):
     home, _, _, _, pictures, _, bad = indexed
     proc = run_clifs(home, "search", "--audio", str(bad["notes.mp3"]))

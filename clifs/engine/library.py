@@ -180,8 +180,8 @@ class Library:
         if tower is None:
             raise ModelUnavailable(
                 self.audio_unavailable
-                or f"{self.model.display_name} has no audio tower, so a sound cannot be a query: choose a model "
-                "with one (shapes-vit-tiny; ViT-B-32:openai with Wav2CLIP's weights)"
+                or f"{self.model.display_name} has no audio tower, so it cannot search by or label a sound: choose "
+                "a model with one (shapes-vit-tiny; ViT-B-32:openai with Wav2CLIP's weights)"
             )
         return tower
 

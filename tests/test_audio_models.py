@@ -131,3 +131,131 @@ def test_log_mel_of_a_crop_is_a_slice_of_the_whole():
     assert crop.shape == (1, 40, 98) and np.allclose(crop, whole[:, :, 7 : 7 + 98], atol=1e-4)
     with pytest.raises(ValueError, match="shorter than one FFT frame"):
         log_mel(sound[:, :100], RATE, 400, 160, 40)
+
+
+# -- Wav2CLIP: random weights in the published checkpoint's layout ----------------------------------
+
+
+def wav2clip_checkpoint_layout() -> dict[str, tuple[int, ...]]:
+    """The tensors of Wav2CLIP.pt that its code (wav2clip/model/resnet.py, encoder.py) loads, worked out
+    from that code: a ResNet-18 with a one-channel 7x7 stem and torchaudio's Spectrogram(n_fft=512)
+    window under ``audio_encoder.``, and MLPLayers([512, 512, 512]) under ``audio_transform.``."""
+    layout: dict[str, tuple[int, ...]] = {"audio_encoder.spectrogram.window": (512,)}
+
+    def bn(prefix: str, c: int) -> None:
+        layout.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
+                       f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})  # fmt: skip
+
+    layout["audio_encoder.conv1.weight"] = (64, 1, 7, 7)
+    bn("audio_encoder.bn1", 64)
+    inplanes = 64
+    for layer, planes in enumerate((64, 128, 256, 512), start=1):
+        for block in range(2):
+            p = f"audio_encoder.layer{layer}.{block}"
+            layout[f"{p}.conv1.weight"] = (planes, inplanes if block == 0 else planes, 3, 3)
+            bn(f"{p}.bn1", planes)
+            layout[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+            bn(f"{p}.bn2", planes)
+            if block == 0 and planes != inplanes:
+                layout[f"{p}.downsample.0.weight"] = (planes, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes)
+        inplanes = planes
+    for i in (0, 3):  # Linear, ReLU, Dropout, Linear: the last ReLU and Dropout are dropped
+        layout[f"audio_transform.sequential.{i}.weight"] = (512, 512)
+        layout[f"audio_transform.sequential.{i}.bias"] = (512,)
+    return layout
+
+
+def random_wav2clip_checkpoint(path: Path) -> Path:
+    """Random tensors in that layout, plus what else the pre-training module saves (ignored on load)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in wav2clip_checkpoint_layout().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        elif len(shape) > 1:  # He initialisation, so a random ResNet still tells inputs apart
+            state[key] = torch.randn(shape, generator=gen) * (2 / np.prod(shape[1:])) ** 0.5
+        elif key.endswith(("running_var", "bn1.weight", "bn2.weight", "downsample.1.weight")):
+            state[key] = 1 + 0.1 * torch.rand(shape, generator=gen)
+        else:
+            state[key] = 0.01 * torch.randn(shape, generator=gen)
+    state["audio_encoder.spectrogram.window"] = torch.hann_window(512)
+    state["image_transform.sequential.0.weight"] = torch.randn(512, 512, generator=gen)
+    torch.save(state, path)
+    return path
+
+
+def test_wav2clip_modules_have_the_published_layout():
+    from clifs.engine.models.audio_wav2clip import Wav2ClipNet
+
+    mine = {k: tuple(v.shape) for k, v in Wav2ClipNet().state_dict().items()}
+    assert mine == wav2clip_checkpoint_layout()
+    assert sum(np.prod(s) for k, s in mine.items() if "running" not in k and "tracked" not in k) > 11_000_000
+
+
+def test_wav2clip_loads_random_weights_and_embeds_windows(tmp_path, monkeypatch):
+    from clifs.engine.models import audio_wav2clip
+
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(random_wav2clip_checkpoint(tmp_path / "Wav2CLIP.pt")))
+    tower = audio_wav2clip.load("openclip:ViT-B-32:openai:0123", device="cpu")
+    assert (tower.sample_rate, tower.window_seconds, tower.dim) == (16000, 5.0, 512)
+    assert tower.image_model_id == "openclip:ViT-B-32:openai:0123" and tower.model_id.startswith("wav2clip:")
+    rng = scene_rng(3)
+    windows = np.stack([sound_for("red", "circle", 5.0, RATE, rng), sound_for("blue", "cross", 5.0, RATE, rng)])
+    out = tower.encode_audio(windows)
+    assert out.shape == (2, 512) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert float(out[0] @ out[1]) < 0.9999  # different sounds, different vectors
+    # each window is normalised on its own: its vector does not depend on the batch it came in
+    assert np.allclose(tower.encode_audio(windows[1:]), out[1:], atol=1e-5)
+
+
+def test_missing_or_unreadable_wav2clip_weights_are_one_clear_message(tmp_path, monkeypatch):
+    from clifs.engine.models import audio_wav2clip
+
+    monkeypatch.delenv("CLIFS_WAV2CLIP", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ModelUnavailable) as missing:
+        audio_wav2clip.load("openclip:ViT-B-32:openai:0123")
+    message = str(missing.value)
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "Wav2CLIP.pt") in message
+    assert "lyrebird-wav2clip" in message and "CLIFS_WAV2CLIP" in message and "\n" not in message
+    (tmp_path / "Wav2CLIP.pt").write_text("not a checkpoint")
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(tmp_path / "Wav2CLIP.pt"))
+    with pytest.raises(ModelUnavailable, match=r"Wav2CLIP's weights at .*Wav2CLIP.pt cannot be read: "):
+        audio_wav2clip.load("openclip:ViT-B-32:openai:0123")
+
+
+@pytest.mark.slow  # builds, writes and loads a random ViT-B-32 (~10 s)
+def test_clip_vit_b_32_openai_gets_wav2clip_and_no_other_clip_does(tmp_path, monkeypatch):
+    """The whole binding on real parts: ViT-B-32:openai loaded from the hub cache (random weights where
+    the real ones would be; the hub is outside the program), then its bound tower from CLIFS_WAV2CLIP."""
+    import huggingface_hub.constants
+    import open_clip
+    from safetensors.torch import save_file
+
+    from clifs.engine.models.registry import load_encoder
+
+    snapshot = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    state = open_clip.create_model("ViT-B-32", pretrained=None).state_dict()
+    save_file(
+        {k: v.half().contiguous() for k, v in state.items()}, str(snapshot / "open_clip_pytorch_model.safetensors")
+    )
+    del state
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    image = load_encoder("ViT-B-32:openai", device="cpu")
+    assert image.model_id.startswith("openclip:ViT-B-32:openai:")
+
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(tmp_path / "nowhere.pt"))
+    with pytest.raises(ModelUnavailable, match="Wav2CLIP's weights are not at .*nowhere.pt"):
+        load_audio_encoder(image)
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(random_wav2clip_checkpoint(tmp_path / "Wav2CLIP.pt")))
+    tower = load_audio_encoder(image)
+    assert tower.display_name == "Wav2CLIP (bound to CLIP ViT-B-32 openai)"
+    assert tower.image_model_id == image.model_id and tower.dim == image.dim == 512
+    sound = sound_for("green", "square", tower.window_seconds, tower.sample_rate, scene_rng(4))
+    assert tower.encode_audio(sound[None]).shape == (1, 512)

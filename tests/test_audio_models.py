@@ -259,3 +259,103 @@ def test_clip_vit_b_32_openai_gets_wav2clip_and_no_other_clip_does(tmp_path, mon
     assert tower.image_model_id == image.model_id and tower.dim == image.dim == 512
     sound = sound_for("green", "square", tower.window_seconds, tower.sample_rate, scene_rng(4))
     assert tower.encode_audio(sound[None]).shape == (1, 512)
+
+
+# -- ImageBind: its own model; the real-size layout checked without allocating it ------------------
+
+DATA = Path(__file__).parent / "data"
+#: A reduced-width copy of ImageBind-huge: same modules, names, token counts; tiny widths.
+SMALL = dict(vision=(64, 2, 2), text=(64, 2, 2), audio=(48, 2, 2), out=32)
+
+
+def test_imagebind_modules_match_its_code_at_full_size():
+    """tests/data/imagebind_huge_layout.json is imagebind_huge()'s state dict for vision, text and audio,
+    as ImageBind's code builds it (devkit/imagebind_layout.py); the modules here, built on the meta
+    device (nothing allocated), have exactly those names and shapes: 864 tensors, 1.07 billion values."""
+    import json
+
+    import torch
+
+    from clifs.engine.models.imagebind import ImageBindNet
+
+    expected = {k: tuple(v) for k, v in json.loads((DATA / "imagebind_huge_layout.json").read_text()).items()}
+    with torch.device("meta"):
+        mine = {k: tuple(v.shape) for k, v in ImageBindNet().state_dict().items()}
+    assert mine == expected
+    assert sum(int(np.prod(s)) for s in mine.values()) == 1_073_103_659
+
+
+def test_imagebind_audio_features_are_kaldi_filter_banks():
+    """Against torchaudio 2.11.1's kaldi.fbank with ImageBind's arguments (reference stored as float16)."""
+    from clifs.engine.models.imagebind_fbank import fbank
+
+    t = np.arange(16000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.6) + np.random.default_rng(15).normal(0, 0.05, 16000)
+    reference = np.load(DATA / "imagebind_fbank_reference.npz")["fbank"].astype(np.float32)
+    mine = fbank(wave.astype(np.float32)[None])
+    assert mine.shape == (1, 1, 128, 204) and np.allclose(mine[0, 0], reference, atol=2e-3)
+
+
+def random_imagebind_checkpoint(path: Path) -> Path:
+    """Random weights of the reduced copy under ImageBind's names, plus another modality's tensors."""
+    import torch
+
+    from clifs.engine.models.imagebind import ImageBindNet, Widths
+
+    torch.manual_seed(0)
+    state = ImageBindNet(Widths(**SMALL)).state_dict()
+    for key, value in state.items():
+        if value.is_floating_point() and key.endswith(("pos_embed", "cls_token", "token_embedding.weight")):
+            value.normal_(0, 0.1)
+    state["modality_trunks.depth.blocks.0.norm_1.weight"] = torch.ones(8)
+    torch.save(state, path)
+    return path
+
+
+def test_imagebind_loads_random_weights_and_shares_one_space(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from clifs.engine.models import imagebind
+    from clifs.engine.models.audio_registry import audio_binding
+
+    path = random_imagebind_checkpoint(tmp_path / "imagebind_huge.pth")
+    model = imagebind.load(device="cpu", path=path, widths=imagebind.Widths(**SMALL))
+    assert model.model_id.startswith("imagebind:huge:") and model.dim == 32
+    images = model.encode_pil([Image.new("RGB", (300, 200), (200, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 220))])
+    texts = model.encode_texts(["a red circle", "a blue square"])
+    assert images.shape == texts.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(np.concatenate([images, texts]), axis=1), 1, atol=1e-5)
+
+    assert audio_binding(model).loader.endswith("imagebind:load_audio")
+    tower = load_audio_encoder(model)
+    assert tower.image_model_id == model.model_id and tower.dim == 32
+    assert (tower.sample_rate, tower.window_seconds) == (16000, 2.0)
+    rng = scene_rng(9)
+    sounds = np.stack([sound_for("red", "circle", 2.0, RATE, rng), sound_for("blue", "cross", 2.0, RATE, rng)])
+    out = tower.encode_audio(sounds)
+    assert out.shape == (2, 32) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert float(out[0] @ out[1]) < 0.9999
+
+
+def test_imagebind_weights_missing_or_of_another_model(tmp_path, monkeypatch):
+    import torch
+
+    from clifs.engine.models import imagebind
+
+    monkeypatch.delenv("CLIFS_IMAGEBIND", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(
+        ModelUnavailable, match=r"ImageBind's weights are not at .*torch/hub/checkpoints/imagebind_huge.pth: .*CC-BY-NC"
+    ):
+        imagebind.load(device="cpu")
+    torch.save({"modality_trunks.vision.blocks.0.norm_1.weight": torch.ones(3)}, tmp_path / "other.pth")
+    with pytest.raises(ModelUnavailable, match=r"ImageBind's weights at .*other.pth cannot be read: "):
+        imagebind.load(device="cpu", path=tmp_path / "other.pth")
+
+
+def test_the_imagebind_model_without_weights_exits_2_with_the_message(tmp_path):
+    from tests.conftest import run_clifs
+
+    proc = run_clifs(tmp_path / "home", "search", "a dog", "--model", "imagebind", TORCH_HOME=str(tmp_path / "torch"))
+    assert proc.returncode == 2, proc.stderr
+    assert "ImageBind's weights are not at" in proc.stderr and "Traceback" not in proc.stderr

@@ -39,6 +39,11 @@ _BINDINGS: tuple[AudioBinding, ...] = (
         "clifs.engine.models.audio_registry:_load_wav2clip",
         "Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to ViT-B-32:openai",
     ),
+    AudioBinding(
+        "imagebind:huge:",
+        "clifs.engine.models.imagebind:load_audio",
+        "ImageBind's audio tower, in ImageBind's own space (the `imagebind` model)",
+    ),
 )
 
 

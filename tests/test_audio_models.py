@@ -131,3 +131,231 @@ def test_log_mel_of_a_crop_is_a_slice_of_the_whole():
     assert crop.shape == (1, 40, 98) and np.allclose(crop, whole[:, :, 7 : 7 + 98], atol=1e-4)
     with pytest.raises(ValueError, match="shorter than one FFT frame"):
         log_mel(sound[:, :100], RATE, 400, 160, 40)
+
+
+# -- Wav2CLIP: random weights in the published checkpoint's layout ----------------------------------
+
+
+def wav2clip_checkpoint_layout() -> dict[str, tuple[int, ...]]:
+    """The tensors of Wav2CLIP.pt that its code (wav2clip/model/resnet.py, encoder.py) loads, worked out
+    from that code: a ResNet-18 with a one-channel 7x7 stem and torchaudio's Spectrogram(n_fft=512)
+    window under ``audio_encoder.``, and MLPLayers([512, 512, 512]) under ``audio_transform.``."""
+    layout: dict[str, tuple[int, ...]] = {"audio_encoder.spectrogram.window": (512,)}
+
+    def bn(prefix: str, c: int) -> None:
+        layout.update({f"{prefix}.weight": (c,), f"{prefix}.bias": (c,), f"{prefix}.running_mean": (c,),
+                       f"{prefix}.running_var": (c,), f"{prefix}.num_batches_tracked": ()})  # fmt: skip
+
+    layout["audio_encoder.conv1.weight"] = (64, 1, 7, 7)
+    bn("audio_encoder.bn1", 64)
+    inplanes = 64
+    for layer, planes in enumerate((64, 128, 256, 512), start=1):
+        for block in range(2):
+            p = f"audio_encoder.layer{layer}.{block}"
+            layout[f"{p}.conv1.weight"] = (planes, inplanes if block == 0 else planes, 3, 3)
+            bn(f"{p}.bn1", planes)
+            layout[f"{p}.conv2.weight"] = (planes, planes, 3, 3)
+            bn(f"{p}.bn2", planes)
+            if block == 0 and planes != inplanes:
+                layout[f"{p}.downsample.0.weight"] = (planes, inplanes, 1, 1)
+                bn(f"{p}.downsample.1", planes)
+        inplanes = planes
+    for i in (0, 3):  # Linear, ReLU, Dropout, Linear: the last ReLU and Dropout are dropped
+        layout[f"audio_transform.sequential.{i}.weight"] = (512, 512)
+        layout[f"audio_transform.sequential.{i}.bias"] = (512,)
+    return layout
+
+
+def random_wav2clip_checkpoint(path: Path) -> Path:
+    """Random tensors in that layout, plus what else the pre-training module saves (ignored on load)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in wav2clip_checkpoint_layout().items():
+        if key.endswith("num_batches_tracked"):
+            state[key] = torch.tensor(0)
+        elif len(shape) > 1:  # He initialisation, so a random ResNet still tells inputs apart
+            state[key] = torch.randn(shape, generator=gen) * (2 / np.prod(shape[1:])) ** 0.5
+        elif key.endswith(("running_var", "bn1.weight", "bn2.weight", "downsample.1.weight")):
+            state[key] = 1 + 0.1 * torch.rand(shape, generator=gen)
+        else:
+            state[key] = 0.01 * torch.randn(shape, generator=gen)
+    state["audio_encoder.spectrogram.window"] = torch.hann_window(512)
+    state["image_transform.sequential.0.weight"] = torch.randn(512, 512, generator=gen)
+    torch.save(state, path)
+    return path
+
+
+def test_wav2clip_modules_have_the_published_layout():
+    from clifs.engine.models.audio_wav2clip import Wav2ClipNet
+
+    mine = {k: tuple(v.shape) for k, v in Wav2ClipNet().state_dict().items()}
+    assert mine == wav2clip_checkpoint_layout()
+    assert sum(np.prod(s) for k, s in mine.items() if "running" not in k and "tracked" not in k) > 11_000_000
+
+
+def test_wav2clip_loads_random_weights_and_embeds_windows(tmp_path, monkeypatch):
+    from clifs.engine.models import audio_wav2clip
+
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(random_wav2clip_checkpoint(tmp_path / "Wav2CLIP.pt")))
+    tower = audio_wav2clip.load("openclip:ViT-B-32:openai:0123", device="cpu")
+    assert (tower.sample_rate, tower.window_seconds, tower.dim) == (16000, 5.0, 512)
+    assert tower.image_model_id == "openclip:ViT-B-32:openai:0123" and tower.model_id.startswith("wav2clip:")
+    rng = scene_rng(3)
+    windows = np.stack([sound_for("red", "circle", 5.0, RATE, rng), sound_for("blue", "cross", 5.0, RATE, rng)])
+    out = tower.encode_audio(windows)
+    assert out.shape == (2, 512) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert float(out[0] @ out[1]) < 0.9999  # different sounds, different vectors
+    # each window is normalised on its own: its vector does not depend on the batch it came in
+    assert np.allclose(tower.encode_audio(windows[1:]), out[1:], atol=1e-5)
+
+
+def test_missing_or_unreadable_wav2clip_weights_are_one_clear_message(tmp_path, monkeypatch):
+    from clifs.engine.models import audio_wav2clip
+
+    monkeypatch.delenv("CLIFS_WAV2CLIP", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(ModelUnavailable) as missing:
+        audio_wav2clip.load("openclip:ViT-B-32:openai:0123")
+    message = str(missing.value)
+    assert str(tmp_path / "torch" / "hub" / "checkpoints" / "Wav2CLIP.pt") in message
+    assert "lyrebird-wav2clip" in message and "CLIFS_WAV2CLIP" in message and "\n" not in message
+    (tmp_path / "Wav2CLIP.pt").write_text("not a checkpoint")
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(tmp_path / "Wav2CLIP.pt"))
+    with pytest.raises(ModelUnavailable, match=r"Wav2CLIP's weights at .*Wav2CLIP.pt cannot be read: "):
+        audio_wav2clip.load("openclip:ViT-B-32:openai:0123")
+
+
+@pytest.mark.slow  # builds, writes and loads a random ViT-B-32 (~10 s)
+def test_clip_vit_b_32_openai_gets_wav2clip_and_no_other_clip_does(tmp_path, monkeypatch):
+    """The whole binding on real parts: ViT-B-32:openai loaded from the hub cache (random weights where
+    the real ones would be; the hub is outside the program), then its bound tower from CLIFS_WAV2CLIP."""
+    import huggingface_hub.constants
+    import open_clip
+    from safetensors.torch import save_file
+
+    from clifs.engine.models.registry import load_encoder
+
+    snapshot = tmp_path / "hub" / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("0" * 40)
+    state = open_clip.create_model("ViT-B-32", pretrained=None).state_dict()
+    save_file(
+        {k: v.half().contiguous() for k, v in state.items()}, str(snapshot / "open_clip_pytorch_model.safetensors")
+    )
+    del state
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    image = load_encoder("ViT-B-32:openai", device="cpu")
+    assert image.model_id.startswith("openclip:ViT-B-32:openai:")
+
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(tmp_path / "nowhere.pt"))
+    with pytest.raises(ModelUnavailable, match="Wav2CLIP's weights are not at .*nowhere.pt"):
+        load_audio_encoder(image)
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(random_wav2clip_checkpoint(tmp_path / "Wav2CLIP.pt")))
+    tower = load_audio_encoder(image)
+    assert tower.display_name == "Wav2CLIP (bound to CLIP ViT-B-32 openai)"
+    assert tower.image_model_id == image.model_id and tower.dim == image.dim == 512
+    sound = sound_for("green", "square", tower.window_seconds, tower.sample_rate, scene_rng(4))
+    assert tower.encode_audio(sound[None]).shape == (1, 512)
+
+
+# -- ImageBind: its own model; the real-size layout checked without allocating it ------------------
+
+DATA = Path(__file__).parent / "data"
+#: A reduced-width copy of ImageBind-huge: same modules, names, token counts; tiny widths.
+SMALL = dict(vision=(64, 2, 2), text=(64, 2, 2), audio=(48, 2, 2), out=32)
+
+
+def test_imagebind_modules_match_its_code_at_full_size():
+    """tests/data/imagebind_huge_layout.json is imagebind_huge()'s state dict for vision, text and audio,
+    as ImageBind's code builds it (devkit/imagebind_layout.py); the modules here, built on the meta
+    device (nothing allocated), have exactly those names and shapes: 864 tensors, 1.07 billion values."""
+    import json
+
+    import torch
+
+    from clifs.engine.models.imagebind import ImageBindNet
+
+    expected = {k: tuple(v) for k, v in json.loads((DATA / "imagebind_huge_layout.json").read_text()).items()}
+    with torch.device("meta"):
+        mine = {k: tuple(v.shape) for k, v in ImageBindNet().state_dict().items()}
+    assert mine == expected
+    assert sum(int(np.prod(s)) for s in mine.values()) == 1_073_103_659
+
+
+def test_imagebind_audio_features_are_kaldi_filter_banks():
+    """Against torchaudio 2.11.1's kaldi.fbank with ImageBind's arguments (reference stored as float16)."""
+    from clifs.engine.models.imagebind_fbank import fbank
+
+    t = np.arange(16000) / 16000
+    wave = 0.3 * np.sin(2 * np.pi * 440 * t) * (t < 0.6) + np.random.default_rng(15).normal(0, 0.05, 16000)
+    reference = np.load(DATA / "imagebind_fbank_reference.npz")["fbank"].astype(np.float32)
+    mine = fbank(wave.astype(np.float32)[None])
+    assert mine.shape == (1, 1, 128, 204) and np.allclose(mine[0, 0], reference, atol=2e-3)
+
+
+def random_imagebind_checkpoint(path: Path) -> Path:
+    """Random weights of the reduced copy under ImageBind's names, plus another modality's tensors."""
+    import torch
+
+    from clifs.engine.models.imagebind import ImageBindNet, Widths
+
+    torch.manual_seed(0)
+    state = ImageBindNet(Widths(**SMALL)).state_dict()
+    for key, value in state.items():
+        if value.is_floating_point() and key.endswith(("pos_embed", "cls_token", "token_embedding.weight")):
+            value.normal_(0, 0.1)
+    state["modality_trunks.depth.blocks.0.norm_1.weight"] = torch.ones(8)
+    torch.save(state, path)
+    return path
+
+
+def test_imagebind_loads_random_weights_and_shares_one_space(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from clifs.engine.models import imagebind
+    from clifs.engine.models.audio_registry import audio_binding
+
+    path = random_imagebind_checkpoint(tmp_path / "imagebind_huge.pth")
+    model = imagebind.load(device="cpu", path=path, widths=imagebind.Widths(**SMALL))
+    assert model.model_id.startswith("imagebind:huge:") and model.dim == 32
+    images = model.encode_pil([Image.new("RGB", (300, 200), (200, 30, 30)), Image.new("RGB", (64, 64), (20, 40, 220))])
+    texts = model.encode_texts(["a red circle", "a blue square"])
+    assert images.shape == texts.shape == (2, 32)
+    assert np.allclose(np.linalg.norm(np.concatenate([images, texts]), axis=1), 1, atol=1e-5)
+
+    assert audio_binding(model).loader.endswith("imagebind:load_audio")
+    tower = load_audio_encoder(model)
+    assert tower.image_model_id == model.model_id and tower.dim == 32
+    assert (tower.sample_rate, tower.window_seconds) == (16000, 2.0)
+    rng = scene_rng(9)
+    sounds = np.stack([sound_for("red", "circle", 2.0, RATE, rng), sound_for("blue", "cross", 2.0, RATE, rng)])
+    out = tower.encode_audio(sounds)
+    assert out.shape == (2, 32) and np.allclose(np.linalg.norm(out, axis=1), 1, atol=1e-5)
+    assert float(out[0] @ out[1]) < 0.9999
+
+
+def test_imagebind_weights_missing_or_of_another_model(tmp_path, monkeypatch):
+    import torch
+
+    from clifs.engine.models import imagebind
+
+    monkeypatch.delenv("CLIFS_IMAGEBIND", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    with pytest.raises(
+        ModelUnavailable, match=r"ImageBind's weights are not at .*torch/hub/checkpoints/imagebind_huge.pth: .*CC-BY-NC"
+    ):
+        imagebind.load(device="cpu")
+    torch.save({"modality_trunks.vision.blocks.0.norm_1.weight": torch.ones(3)}, tmp_path / "other.pth")
+    with pytest.raises(ModelUnavailable, match=r"ImageBind's weights at .*other.pth cannot be read: "):
+        imagebind.load(device="cpu", path=tmp_path / "other.pth")
+
+
+def test_the_imagebind_model_without_weights_exits_2_with_the_message(tmp_path):
+    from tests.conftest import run_clifs
+
+    proc = run_clifs(tmp_path / "home", "search", "a dog", "--model", "imagebind", TORCH_HOME=str(tmp_path / "torch"))
+    assert proc.returncode == 2, proc.stderr
+    assert "ImageBind's weights are not at" in proc.stderr and "Traceback" not in proc.stderr

@@ -121,3 +121,32 @@ def test_the_shipped_graph_is_the_shipped_weights(tower):
     with torch.no_grad():
         expected = load_net(audio_shapes.WEIGHTS)(torch.from_numpy(audio_shapes.features(windows))).numpy()
     assert np.allclose(tower.encode_audio(windows), expected, atol=1e-5)
+
+
+def test_the_cpu_runtime_embeds_sounds_without_torch(tmp_path, test_encoder, tower):
+    """On a CPU, indexing runs the exported image model on ONNX Runtime; its audio tower binds to it by
+    model id, and the whole of it (features, graph) runs in a process that never imports torch."""
+    import subprocess
+    import sys
+
+    from clifs.engine.models import model_cache
+    from tests.conftest import TEST_MODEL
+
+    assert model_cache.store(tmp_path, TEST_MODEL, test_encoder)
+    windows = np.stack([sound_for(c, s, 1.0, 16000, scene_rng(HELD_OUT_SEED_BASE + 81 + i))
+                        for i, (c, s) in enumerate([("red", "circle"), ("blue", "cross")])])  # fmt: skip
+    np.save(tmp_path / "windows.npy", windows)
+    script = f"""
+import sys, numpy as np
+from pathlib import Path
+from clifs.engine.models import model_cache
+from clifs.engine.models.audio_registry import load_audio_encoder
+image = model_cache.load(Path({str(tmp_path)!r}), {TEST_MODEL!r})
+tower = load_audio_encoder(image)
+np.save({str(tmp_path / "out.npy")!r}, tower.encode_audio(np.load({str(tmp_path / "windows.npy")!r})))
+print(type(image).__name__, "torch" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["OnnxEncoder", "False"]
+    assert np.allclose(np.load(tmp_path / "out.npy"), tower.encode_audio(windows), atol=1e-5)

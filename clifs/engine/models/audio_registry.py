@@ -34,6 +34,16 @@ _BINDINGS: tuple[AudioBinding, ...] = (
         "clifs.engine.models.audio_registry:_load_shapes",
         "shapes-audio-tiny: the trained shapes-world test audio tower, bound to shapes-vit-tiny",
     ),
+    AudioBinding(
+        "openclip:ViT-B-32:openai:",
+        "clifs.engine.models.audio_registry:_load_wav2clip",
+        "Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to ViT-B-32:openai",
+    ),
+    AudioBinding(
+        "imagebind:huge:",
+        "clifs.engine.models.imagebind:load_audio",
+        "ImageBind's audio tower, in ImageBind's own space (the `imagebind` model)",
+    ),
 )
 
 
@@ -69,3 +79,9 @@ def _load_shapes(image: Encoder, device: str) -> AudioEncoder:
     from clifs.engine.models import audio_shapes
 
     return audio_shapes.load(image.model_id, image.dim)
+
+
+def _load_wav2clip(image: Encoder, device: str) -> AudioEncoder:
+    from clifs.engine.models import audio_wav2clip
+
+    return audio_wav2clip.load(image.model_id, device)

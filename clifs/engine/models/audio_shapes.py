@@ -68,8 +68,12 @@ class ShapesAudioEncoder(AudioEncoder):
         return (out / np.linalg.norm(out, axis=1, keepdims=True).clip(1e-12)).astype(np.float32)
 
 
-def load(image_model_id: str, dim: int, weights: Path | None = None, graph: Path | None = None) -> ShapesAudioEncoder:
-    """The shipped tower for the test model whose id is ``image_model_id``; ModelUnavailable when it cannot be used."""
+def load(
+    image_model_id: str, dim: int, weights: Path | None = None, graph: Path | None = None, threads: int = 0
+) -> ShapesAudioEncoder:
+    """The shipped tower for the test model whose id is ``image_model_id``; ModelUnavailable when it cannot be used.
+
+    ``threads``: ONNX Runtime's intra-op threads (0: one per core)."""
     weights = weights or WEIGHTS
     graph = graph or weights.with_suffix(".onnx")
     for path in (weights, graph):
@@ -81,4 +85,4 @@ def load(image_model_id: str, dim: int, weights: Path | None = None, graph: Path
             f"The test audio tower {weights.name} was trained against image model {recorded or 'unknown'}, "
             f"not the active {image_model_id}; {RETRAIN}."
         )
-    return ShapesAudioEncoder(graph, image_model_id, dim)
+    return ShapesAudioEncoder(graph, image_model_id, dim, threads)

@@ -38,6 +38,9 @@ from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
 
+#: The start of a video's sound note when its soundtrack could not be read (its frames are indexed).
+SOUNDTRACK_UNREAD = "soundtrack not indexed"
+
 
 @dataclass
 class IndexReport:
@@ -51,6 +54,8 @@ class IndexReport:
     stopped: bool = False
     #: Audio files passed over because the active model has no audio tower (not failures).
     audio_unindexed: int = 0
+    #: Videos indexed by their frames alone because their soundtrack could not be read: (path, why).
+    soundtracks_unread: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def indexed(self) -> int:
@@ -307,7 +312,7 @@ class Pipeline:
         try:
             sound = read_sound(video.file.path, tower.sample_rate, tower.window_seconds, soundtrack=True)
         except MediaError as exc:
-            video.sound_note = f"soundtrack not indexed: {exc}"
+            video.sound_note = f"{SOUNDTRACK_UNREAD}: {exc}"
             return
         if sound is None:
             return  # no audio stream: a silent film is no news
@@ -356,6 +361,9 @@ class Pipeline:
                 )
             )
         self.library.add_files(files)
+        report.soundtracks_unread += [
+            (d.file.path, d.sound_note) for d in pending if d.sound_note and d.sound_note.startswith(SOUNDTRACK_UNREAD)
+        ]
         report.added += len(files)
         report.items += sum(len(f.items) for f in files)
         for d in pending:

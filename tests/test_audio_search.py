@@ -57,6 +57,8 @@ def test_each_bad_input_is_a_recorded_failure_while_the_rest_index(indexed):
     for name, reason in BAD_REASONS.items():
         assert failed[name].startswith(reason), (name, failed[name])
     assert summary["audio_not_indexed"] == 0
+    [unread] = summary["soundtracks_not_indexed"]  # its frames index: no failure
+    assert Path(unread["path"]).name == "bad_soundtrack.mp4" and "no decodable audio" in unread["error"]
     # 24 pictures, 24 sounds, two videos and the silent file
     assert summary["indexed"] == 24 + 24 + 2 + 1
 

@@ -93,6 +93,8 @@ def run(args: argparse.Namespace) -> int:
         "described": scan.described,
         # audio files passed over because the model has no audio tower (not failures)
         "audio_not_indexed": report.audio_unindexed,
+        # videos indexed by their frames alone: their soundtrack could not be read
+        "soundtracks_not_indexed": [{"path": p, "error": e} for p, e in report.soundtracks_unread],
     }
     if report.audio_unindexed:
         print(audio_not_indexed(report.audio_unindexed, library.audio_unavailable), file=sys.stderr)
@@ -106,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for path, error in report.failed:
         print(f"  failed: {printable(path)}: {printable(error)}")
+    for path, note in report.soundtracks_unread:
+        print(f"  frames only: {printable(path)}: {printable(note)}")
     print_ocr_report(ocr, library.ocr.version)
     if scan.described:
         print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")

@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.hit_actions.message.connect(self.statusBar().showMessage)
         self.hit_actions.find_similar.connect(self.set_query_image)
+        self.hit_actions.find_similar_sound.connect(self.set_query_sound)
 
         self.detail.preview_wanted.connect(self.previews.request)
         self.previews.loaded.connect(self.detail.set_preview)

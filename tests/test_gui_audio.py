@@ -107,6 +107,13 @@ def test_dropping_a_sound_searches_by_it_and_sound_hits_show_their_waveform(
     assert not window.sound_chip.isVisible() and window.search.audio is None
     qtbot.waitUntil(lambda: window.results.rowCount() == 0, timeout=WAIT_MS)
 
+    window.hit_actions.find_similar_sound.emit(str(sounds["green"]))  # the context menu's "Find similar"
+    assert window.sound_chip.isVisible() and "green_circle" in window.sound_chip.name.text()
+    qtbot.waitUntil(
+        lambda: window.results.rowCount() > 0 and window.results.hit(0).path == str(sounds["green"]), timeout=WAIT_MS
+    )
+    window.sound_chip.close_button.click()
+
     qtbot.keyClicks(window.search_field, "a blue circle")  # text finds sounds in the window too
     qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=WAIT_MS)
     assert window.results.hit(0).path == str(sounds["blue"])

@@ -106,6 +106,8 @@ def test_models_without_a_bound_tower_get_none():
     starter = load_encoder("starter", device="cpu")
     assert audio_binding(starter) is None and load_audio_encoder(starter) is None
     assert audio_binding("openclip:ViT-B-32:laion2b_s34b_b79k:abc") is None  # another CLIP's space: no tower
+    assert audio_binding("openclip:ViT-B-32-quickgelu:openai:abc").loader.endswith(":_load_wav2clip")
+    assert audio_binding("openclip:ViT-B-32-quickgelu:laion400m_e32:abc") is None
 
 
 def test_a_missing_or_mismatched_test_tower_is_one_clear_message(tmp_path, test_encoder):

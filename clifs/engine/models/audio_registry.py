@@ -34,10 +34,14 @@ _BINDINGS: tuple[AudioBinding, ...] = (
         "clifs.engine.models.audio_registry:_load_shapes",
         "shapes-audio-tiny: the trained shapes-world test audio tower, bound to shapes-vit-tiny",
     ),
-    AudioBinding(
-        "openclip:ViT-B-32:openai:",
-        "clifs.engine.models.audio_registry:_load_wav2clip",
-        "Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to ViT-B-32:openai",
+    *(
+        AudioBinding(
+            f"openclip:{arch}:openai:",
+            "clifs.engine.models.audio_registry:_load_wav2clip",
+            f"Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to {arch}:openai",
+        )
+        # open_clip names OpenAI's weights both ways; -quickgelu builds them with the activation they were trained with
+        for arch in ("ViT-B-32", "ViT-B-32-quickgelu")
     ),
     AudioBinding(
         "imagebind:huge:",

@@ -205,7 +205,7 @@ class ImageBindNet(nn.Module):
 
     @property
     def logit_scale(self) -> float:
-        return float(self.modality_postprocessors["text"][1].log_logit_scale.exp().clamp(max=100))
+        return float(self.modality_postprocessors["text"][1].log_logit_scale.detach().exp().clamp(max=100))
 
 
 def weights_path() -> Path:

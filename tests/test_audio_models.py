@@ -361,3 +361,18 @@ def test_the_imagebind_model_without_weights_exits_2_with_the_message(tmp_path):
     proc = run_clifs(tmp_path / "home", "search", "a dog", "--model", "imagebind", TORCH_HOME=str(tmp_path / "torch"))
     assert proc.returncode == 2, proc.stderr
     assert "ImageBind's weights are not at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # renders, embeds, trains and exports (~15 s on a busy 2-core machine)
+def test_the_training_script_learns_and_writes_a_loadable_tower(tmp_path, test_encoder):
+    """A few dozen steps of devkit/train_audio.py on a small pool: the CLIP loss falls, and the weights and
+    the ONNX graph it writes load as the test model's tower (the shipped one came from 1500 such steps)."""
+    from clifs.engine.models import audio_shapes
+    from devkit.train_audio import train
+
+    out = tmp_path / "tower.safetensors"
+    losses = train(steps=40, batch=64, lr=3e-3, seed=1, out=out, per_class=8, log_every=1000)
+    assert len(losses) == 40 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
+    tower = audio_shapes.load(test_encoder.model_id, test_encoder.dim, weights=out)
+    sound = sound_for("yellow", "square", 1.0, RATE, scene_rng(HELD_OUT_SEED_BASE + 3))
+    assert tower.encode_audio(sound[None]).shape == (1, 64)

@@ -121,6 +121,15 @@ def test_a_missing_or_mismatched_test_tower_is_one_clear_message(tmp_path, test_
         ModelUnavailable, match=r"trained against image model openclip:shapes-vit-tiny:.*not the active other"
     ):
         audio_shapes.load("other", 64)
+    torn = tmp_path / "torn.safetensors"
+    torn.write_bytes(audio_shapes.WEIGHTS.read_bytes()[:1000])
+    (tmp_path / "torn.onnx").write_bytes(audio_shapes.GRAPH.read_bytes())
+    with pytest.raises(ModelUnavailable, match=r"torn.safetensors cannot be read \(.+\); .*devkit.train_audio"):
+        audio_shapes.load(test_encoder.model_id, 64, weights=torn)
+    garbled = tmp_path / "garbled.onnx"
+    garbled.write_bytes(b"not a graph" * 100)
+    with pytest.raises(ModelUnavailable, match=r"graph .*garbled.onnx cannot be read \(.+\); "):
+        audio_shapes.load(test_encoder.model_id, 64, graph=garbled)
 
 
 def test_log_mel_of_a_crop_is_a_slice_of_the_whole():

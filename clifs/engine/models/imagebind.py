@@ -310,7 +310,7 @@ def load(device: str = "auto", path: Path | None = None, widths: Widths = HUGE) 
     return ImageBindEncoder(net, f"imagebind:huge:{_checksum(path)}", pick_device(device), path)
 
 
-def load_audio(image: Encoder, device: str = "auto") -> AudioEncoder:
+def load_audio(image: Encoder, device: str = "auto", cache_dir: Path | None = None) -> AudioEncoder:
     """The audio tower of the ImageBind model ``image`` (the audio binding's loader)."""
     if not isinstance(image, ImageBindEncoder):
         raise ModelUnavailable(f"ImageBind's audio tower needs ImageBind's own image model, not {image.display_name}.")

@@ -4,7 +4,8 @@
                                  [--towers shapes wav2clip imagebind]
 
 Towers: the shipped shapes-world test tower (numpy log-mel + ONNX Runtime), Wav2CLIP with random
-weights (torch; the same FLOPs as the release), and ImageBind's audio tower at full size with random
+weights (torch; the same FLOPs as the release) and its CPU-runtime export (numpy spectrogram + ONNX
+Runtime, fp32), and ImageBind's audio tower at full size with random
 weights (torch; only the audio modules are materialised). Each figure is the median over
 ``--repeats`` timed batches after one warm-up batch; features (mel, filter banks) are included,
 decoding is not (bench/decode_formats.py and audio-core's benchmarks measure that).
@@ -36,6 +37,21 @@ def wav2clip_tower(device: str) -> AudioEncoder:
     from clifs.engine.models.audio_wav2clip import Wav2ClipEncoder, Wav2ClipNet
 
     return Wav2ClipEncoder(Wav2ClipNet(), "random:wav2clip", "random", device)
+
+
+def wav2clip_onnx_tower(threads: int) -> AudioEncoder:
+    """The same random Wav2CLIP exported for the CPU runtime (numpy spectrogram + ONNX Runtime)."""
+    import tempfile
+    from pathlib import Path
+
+    from clifs.engine.models.audio_wav2clip import store
+    from clifs.engine.models.audio_wav2clip_onnx import OnnxWav2Clip
+
+    folder = Path(tempfile.mkdtemp())
+    weights = folder / "Wav2CLIP.pt"
+    torch.save({}, weights)  # the record is stamped with a weights file; its contents do not matter here
+    exported = store(folder / "cache", wav2clip_tower("cpu"), weights)
+    return OnnxWav2Clip(exported._session.path, exported.model_id, "random", threads)
 
 
 def imagebind_tower(device: str) -> AudioEncoder:
@@ -77,7 +93,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--towers", nargs="+", default=["shapes", "wav2clip", "imagebind"])
+    parser.add_argument("--towers", nargs="+", default=["shapes", "wav2clip", "wav2clip-onnx", "imagebind"])
     args = parser.parse_args()
     print(f"{'tower':<36} {'threads':>7} {'batch':>5} {'windows/s':>10} {'audio s/s':>10}")
     for threads in args.threads:
@@ -85,6 +101,7 @@ def main() -> None:
         made = {
             "shapes": lambda t=threads: shapes_tower(t),
             "wav2clip": lambda: wav2clip_tower(args.device),
+            "wav2clip-onnx": lambda t=threads: wav2clip_onnx_tower(t),
             "imagebind": lambda: imagebind_tower(args.device),
         }
         for name in args.towers:

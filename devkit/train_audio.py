@@ -73,13 +73,17 @@ def normalise(mel: torch.Tensor) -> torch.Tensor:
     return (mel - mean) / (std + 1e-5)
 
 
-def train(steps: int, batch: int, lr: float, seed: int, out: Path, per_class: int = 120, log_every: int = 100) -> None:
+def train(
+    steps: int, batch: int, lr: float, seed: int, out: Path, per_class: int = 120, log_every: int = 100
+) -> list[float]:
+    """Train and save (see the module doc); returns the loss of every step."""
     from clifs.engine.models.testmodel import load
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     encoder = load(device="cpu", bilingual=False)
     net = ShapesAudioNet(dim=encoder.dim)
+    losses: list[float] = []
     if steps:
         started = time.time()
         targets = torch.from_numpy(image_targets(encoder, per_class // 2, rng))
@@ -87,22 +91,27 @@ def train(steps: int, batch: int, lr: float, seed: int, out: Path, per_class: in
         print(
             f"pairs ready in {time.time() - started:.0f} s: {tuple(targets.shape)} frames, {tuple(pool.shape)} sounds"
         )
-        fit(net, targets, pool, steps, batch, lr, rng, log_every)
+        losses = fit(net, targets, pool, steps, batch, lr, rng, log_every)
     save(net, out, encoder.model_id, steps, seed)
+    return losses
 
 
-def fit(net, targets, pool, steps, batch, lr, rng, log_every) -> None:
+def fit(net, targets, pool, steps, batch, lr, rng, log_every) -> list[float]:
+    """The CLIP loss between the net's audio embeddings and the frozen image embeddings of the same classes."""
     logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
     opt = torch.optim.AdamW([*net.parameters(), logit_scale], lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt,
-        lambda s: (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / (steps - warmup))),
+        lambda s: (
+            (s + 1) / warmup if s < warmup else 0.5 * (1 + math.cos(math.pi * (s - warmup) / max(1, steps - warmup)))
+        ),
     )
     n_classes, n_images = targets.shape[:2]
     n_clips, clip_frames = pool.shape[1], pool.shape[3]
     net.train()
     started = time.time()
+    losses = []
     for step in range(steps):
         cls = torch.from_numpy(rng.integers(n_classes, size=batch))
         image = targets[cls, torch.from_numpy(rng.integers(n_images, size=batch))]
@@ -114,6 +123,7 @@ def fit(net, targets, pool, steps, batch, lr, rng, log_every) -> None:
         loss.backward()
         opt.step()
         sched.step()
+        losses.append(loss.item())
         with torch.no_grad():
             logit_scale.clamp_(0, math.log(100))
         if step % log_every == 0 or step == steps - 1:
@@ -123,6 +133,7 @@ def fit(net, targets, pool, steps, batch, lr, rng, log_every) -> None:
                 flush=True,
             )
     net.eval()
+    return losses
 
 
 def save(net: ShapesAudioNet, out: Path, image_model_id: str, steps: int, seed: int) -> None:

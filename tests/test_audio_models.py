@@ -106,6 +106,8 @@ def test_models_without_a_bound_tower_get_none():
     starter = load_encoder("starter", device="cpu")
     assert audio_binding(starter) is None and load_audio_encoder(starter) is None
     assert audio_binding("openclip:ViT-B-32:laion2b_s34b_b79k:abc") is None  # another CLIP's space: no tower
+    assert audio_binding("openclip:ViT-B-32-quickgelu:openai:abc").loader.endswith(":_load_wav2clip")
+    assert audio_binding("openclip:ViT-B-32-quickgelu:laion400m_e32:abc") is None
 
 
 def test_a_missing_or_mismatched_test_tower_is_one_clear_message(tmp_path, test_encoder):
@@ -119,6 +121,15 @@ def test_a_missing_or_mismatched_test_tower_is_one_clear_message(tmp_path, test_
         ModelUnavailable, match=r"trained against image model openclip:shapes-vit-tiny:.*not the active other"
     ):
         audio_shapes.load("other", 64)
+    torn = tmp_path / "torn.safetensors"
+    torn.write_bytes(audio_shapes.WEIGHTS.read_bytes()[:1000])
+    (tmp_path / "torn.onnx").write_bytes(audio_shapes.GRAPH.read_bytes())
+    with pytest.raises(ModelUnavailable, match=r"torn.safetensors cannot be read \(.+\); .*devkit.train_audio"):
+        audio_shapes.load(test_encoder.model_id, 64, weights=torn)
+    garbled = tmp_path / "garbled.onnx"
+    garbled.write_bytes(b"not a graph" * 100)
+    with pytest.raises(ModelUnavailable, match=r"graph .*garbled.onnx cannot be read \(.+\); "):
+        audio_shapes.load(test_encoder.model_id, 64, graph=garbled)
 
 
 def test_log_mel_of_a_crop_is_a_slice_of_the_whole():
@@ -259,6 +270,13 @@ def test_clip_vit_b_32_openai_gets_wav2clip_and_no_other_clip_does(tmp_path, mon
     assert tower.image_model_id == image.model_id and tower.dim == image.dim == 512
     sound = sound_for("green", "square", tower.window_seconds, tower.sample_rate, scene_rng(4))
     assert tower.encode_audio(sound[None]).shape == (1, 512)
+    # with the cache folder, a CPU gets it on ONNX Runtime: exported on the first load, found on the next
+    from clifs.engine.models.audio_wav2clip_onnx import OnnxWav2Clip
+
+    for _ in range(2):
+        on_cpu = load_audio_encoder(image, device="cpu", cache_dir=tmp_path / "cache")
+        assert isinstance(on_cpu, OnnxWav2Clip) and on_cpu.image_model_id == image.model_id
+        assert np.allclose(on_cpu.encode_audio(sound[None]), tower.encode_audio(sound[None]), atol=1e-4)
 
 
 # -- ImageBind: its own model; the real-size layout checked without allocating it ------------------
@@ -359,3 +377,61 @@ def test_the_imagebind_model_without_weights_exits_2_with_the_message(tmp_path):
     proc = run_clifs(tmp_path / "home", "search", "a dog", "--model", "imagebind", TORCH_HOME=str(tmp_path / "torch"))
     assert proc.returncode == 2, proc.stderr
     assert "ImageBind's weights are not at" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # renders, embeds, trains and exports (~15 s on a busy 2-core machine)
+def test_the_training_script_learns_and_writes_a_loadable_tower(tmp_path, test_encoder):
+    """A few dozen steps of devkit/train_audio.py on a small pool: the CLIP loss falls, and the weights and
+    the ONNX graph it writes load as the test model's tower (the shipped one came from 1500 such steps)."""
+    from clifs.engine.models import audio_shapes
+    from devkit.train_audio import train
+
+    out = tmp_path / "tower.safetensors"
+    losses = train(steps=40, batch=64, lr=3e-3, seed=1, out=out, per_class=8, log_every=1000)
+    assert len(losses) == 40 and np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
+    tower = audio_shapes.load(test_encoder.model_id, test_encoder.dim, weights=out)
+    sound = sound_for("yellow", "square", 1.0, RATE, scene_rng(HELD_OUT_SEED_BASE + 3))
+    assert tower.encode_audio(sound[None]).shape == (1, 64)
+
+
+def test_wav2clip_runs_on_onnx_runtime_without_torch_after_its_first_load(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    from clifs.engine.models import audio_wav2clip
+    from clifs.engine.models.audio_wav2clip_onnx import OnnxWav2Clip, load_record, log_spectrogram
+
+    weights = random_wav2clip_checkpoint(tmp_path / "Wav2CLIP.pt")
+    monkeypatch.setenv("CLIFS_WAV2CLIP", str(weights))
+    rng = scene_rng(12)
+    windows = np.stack([sound_for("purple", "square", 5.0, RATE, rng), sound_for("orange", "cross", 5.0, RATE, rng)])
+    tower = audio_wav2clip.load("openclip:ViT-B-32:openai:0123", device="cpu")
+    with torch.no_grad():  # the numpy spectrogram is torch's
+        expected = tower.net.audio_encoder.log_spectrogram(torch.from_numpy(windows)).numpy()
+    assert np.allclose(log_spectrogram(windows), expected, atol=2e-3)  # torch.stft is float32, numpy float64
+
+    cache = tmp_path / "cache"
+    exported = audio_wav2clip.store(cache, tower)
+    assert isinstance(exported, OnnxWav2Clip) and exported.model_id == tower.model_id
+    assert np.allclose(exported.encode_audio(windows), tower.encode_audio(windows), atol=1e-4)
+    np.save(tmp_path / "windows.npy", windows)
+    script = f"""
+import sys, numpy as np
+from pathlib import Path
+from clifs.engine.models.audio_wav2clip_onnx import load_record
+tower = load_record(Path({str(cache)!r}), "openclip:ViT-B-32:openai:0123")
+np.save({str(tmp_path / "out.npy")!r}, tower.encode_audio(np.load({str(tmp_path / "windows.npy")!r})))
+print(tower.model_id, "torch" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CLIFS_WAV2CLIP": str(weights)})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [tower.model_id, "False"]
+    assert np.allclose(np.load(tmp_path / "out.npy"), tower.encode_audio(windows), atol=1e-4)
+    # new weights in the same place: the record no longer holds
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert load_record(cache, "openclip:ViT-B-32:openai:0123") is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 from clifs.engine.models.audio_base import AudioEncoder, ModelUnavailable
 from clifs.engine.models.base import Encoder, TextEncoder
@@ -22,7 +23,7 @@ __all__ = ["AudioBinding", "ModelUnavailable", "audio_binding", "bindings", "loa
 class AudioBinding:
     #: The start of the bound image encoder's model_id ("openclip:ViT-B-32:openai:").
     image_model_prefix: str
-    #: "package.module:factory", factory(image: Encoder, device: str) -> AudioEncoder.
+    #: "package.module:factory", factory(image: Encoder, device: str, cache_dir: Path | None) -> AudioEncoder.
     loader: str
     #: One line for a person: the tower and the image model it is bound to.
     description: str
@@ -34,10 +35,14 @@ _BINDINGS: tuple[AudioBinding, ...] = (
         "clifs.engine.models.audio_registry:_load_shapes",
         "shapes-audio-tiny: the trained shapes-world test audio tower, bound to shapes-vit-tiny",
     ),
-    AudioBinding(
-        "openclip:ViT-B-32:openai:",
-        "clifs.engine.models.audio_registry:_load_wav2clip",
-        "Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to ViT-B-32:openai",
+    *(
+        AudioBinding(
+            f"openclip:{arch}:openai:",
+            "clifs.engine.models.audio_registry:_load_wav2clip",
+            f"Wav2CLIP (MIT): distilled from OpenAI CLIP ViT-B/32, bound to {arch}:openai",
+        )
+        # open_clip names OpenAI's weights both ways; -quickgelu builds them with the activation they were trained with
+        for arch in ("ViT-B-32", "ViT-B-32-quickgelu")
     ),
     AudioBinding(
         "imagebind:huge:",
@@ -57,16 +62,18 @@ def audio_binding(image: TextEncoder | str) -> AudioBinding | None:
     return next((b for b in _BINDINGS if model_id.startswith(b.image_model_prefix)), None)
 
 
-def load_audio_encoder(image: Encoder, device: str = "auto") -> AudioEncoder | None:
+def load_audio_encoder(image: Encoder, device: str = "auto", cache_dir: Path | None = None) -> AudioEncoder | None:
     """The audio tower bound to this image encoder's space, or None when no tower is bound to it.
 
     Raises ModelUnavailable (one readable sentence) when a tower is bound but its weights are missing.
+    ``cache_dir`` (Settings.cache_dir) lets a torch tower run on ONNX Runtime on a CPU: exported on its
+    first load there, found without torch after (today Wav2CLIP; the test tower ships its graph).
     """
     binding = audio_binding(image)
     if binding is None:
         return None
     module, func = binding.loader.split(":")
-    tower: AudioEncoder = getattr(importlib.import_module(module), func)(image, device)
+    tower: AudioEncoder = getattr(importlib.import_module(module), func)(image, device, cache_dir)
     if tower.image_model_id != image.model_id or tower.dim != image.dim:
         raise ModelUnavailable(
             f"{tower.display_name} does not share the space of {image.display_name} "
@@ -75,13 +82,23 @@ def load_audio_encoder(image: Encoder, device: str = "auto") -> AudioEncoder | N
     return tower
 
 
-def _load_shapes(image: Encoder, device: str) -> AudioEncoder:
+def _load_shapes(image: Encoder, device: str, cache_dir: Path | None) -> AudioEncoder:
     from clifs.engine.models import audio_shapes
 
     return audio_shapes.load(image.model_id, image.dim)
 
 
-def _load_wav2clip(image: Encoder, device: str) -> AudioEncoder:
+def _load_wav2clip(image: Encoder, device: str, cache_dir: Path | None) -> AudioEncoder:
+    from clifs.engine.models.onnx_runtime import use_onnx
+
+    on_cpu = cache_dir is not None and use_onnx("auto", device)
+    if on_cpu:
+        from clifs.engine.models.audio_wav2clip_onnx import load_record
+
+        exported = load_record(cache_dir, image.model_id)
+        if exported is not None:
+            return exported
     from clifs.engine.models import audio_wav2clip
 
-    return audio_wav2clip.load(image.model_id, device)
+    tower = audio_wav2clip.load(image.model_id, "cpu" if on_cpu else device)
+    return (audio_wav2clip.store(cache_dir, tower) or tower) if on_cpu else tower

@@ -79,10 +79,21 @@ def load(
     for path in (weights, graph):
         if not path.is_file():
             raise ModelUnavailable(f"The test audio tower's file {path} is missing; {RETRAIN}.")
-    recorded = trained_against(weights)
+    try:
+        recorded = trained_against(weights)
+    except Exception as exc:  # safetensors raises its own error type for a torn or foreign file
+        raise ModelUnavailable(f"The test audio tower's file {weights} cannot be read ({exc}); {RETRAIN}.") from None
     if recorded != image_model_id:
         raise ModelUnavailable(
             f"The test audio tower {weights.name} was trained against image model {recorded or 'unknown'}, "
             f"not the active {image_model_id}; {RETRAIN}."
         )
-    return ShapesAudioEncoder(graph, image_model_id, dim, threads)
+    tower = ShapesAudioEncoder(graph, image_model_id, dim, threads)
+    try:
+        tower._session.get()  # a damaged graph fails here, with a message, not in the middle of indexing
+    except Exception as exc:  # ONNX Runtime raises its own error types
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ModelUnavailable(
+            f"The test audio tower's graph {graph} cannot be read ({first_line}); {RETRAIN}."
+        ) from None
+    return tower

@@ -15,14 +15,16 @@ whole batch; here each window is normalised on its own, which equals the origina
 
 Weights are read from ``CLIFS_WAV2CLIP`` (a path to the .pt or a .safetensors of the same tensors)
 or torch hub's cache, where ``wav2clip.get_model()`` downloads them; safely either way
-(``torch.load(weights_only=True)`` or safetensors).
+(``torch.load(weights_only=True)`` or safetensors). On a CPU, ``store`` exports the network after the
+spectrogram for ONNX Runtime (clifs.engine.models.audio_wav2clip_onnx), so later runs need no torch.
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -30,18 +32,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clifs.engine.atomic_files import remove_leftovers, temp_path
 from clifs.engine.models.audio_base import AudioEncoder, ModelUnavailable
+from clifs.engine.models.audio_wav2clip_onnx import (
+    DISPLAY_NAME,
+    ENV,
+    GRAPH,
+    HOP,
+    N_FFT,
+    NAME,
+    RELEASE,
+    SAMPLE_RATE,
+    WINDOW_SECONDS,
+    OnnxWav2Clip,
+    checksum,
+    log_spectrogram,
+    record_dir,
+    weights_path,
+    write_meta,
+)
 from clifs.engine.models.base import pick_device
 
-NAME = "wav2clip"
-SAMPLE_RATE = 16000
-#: The length of one embedded window: Wav2CLIP pools over any length; five seconds keep moments findable.
-WINDOW_SECONDS = 5.0
-N_FFT = 512
-HOP = 353
-CHECKPOINT = "Wav2CLIP.pt"
-RELEASE = "https://github.com/descriptinc/lyrebird-wav2clip/releases/download/v0.1.0-alpha/Wav2CLIP.pt"
-ENV = "CLIFS_WAV2CLIP"
+log = logging.getLogger(__name__)
+#: Probe windows a new export must embed as torch does, within this (max abs difference).
+PROBE_TOLERANCE = 1e-4
 
 
 class Wav2ClipResNet(nn.Module):
@@ -59,12 +73,18 @@ class Wav2ClipResNet(nn.Module):
             setattr(self, name, getattr(resnet, name))
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return self.trunk(self.log_spectrogram(audio))
+
+    def log_spectrogram(self, audio: torch.Tensor) -> torch.Tensor:
+        """(B, samples) -> (B, 1, 257, frames), normalised per window (audio_wav2clip_onnx.log_spectrogram in numpy)."""
         spec = torch.stft(audio, N_FFT, hop_length=HOP, window=self.spectrogram.window, center=True,
                           pad_mode="reflect", return_complex=True).abs().pow(2)  # fmt: skip
         x = torch.log(spec.unsqueeze(1) + 1e-7)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)
         std = x.std(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) / (std + 1e-9)
+        return (x - mean) / (std + 1e-9)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.avgpool(x).flatten(1)
@@ -93,15 +113,15 @@ class Wav2ClipNet(nn.Module):
         return F.normalize(self.audio_transform(self.audio_encoder(audio)), dim=-1)
 
 
-def _torch_hub_checkpoints() -> Path:
-    """torch.hub.get_dir()/checkpoints, without asking torch (TORCH_HOME, else XDG_CACHE_HOME/torch)."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "torch")
-    return Path(home).expanduser() / "hub" / "checkpoints"
+class FromSpectrogram(nn.Module):
+    """What is exported to ONNX: the network after the spectrogram (which numpy computes on that path)."""
 
+    def __init__(self, net: Wav2ClipNet):
+        super().__init__()
+        self.net = net
 
-def weights_path() -> Path:
-    """Where the checkpoint is looked for: $CLIFS_WAV2CLIP, else torch hub's cache."""
-    return Path(os.environ[ENV]).expanduser() if os.environ.get(ENV) else _torch_hub_checkpoints() / CHECKPOINT
+    def forward(self, spectrogram: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net.audio_transform(self.net.audio_encoder.trunk(spectrogram)), dim=-1)
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -124,7 +144,7 @@ class Wav2ClipEncoder(AudioEncoder):
         self.device = device
         self.model_id = model_id
         self.image_model_id = image_model_id
-        self.display_name = "Wav2CLIP (bound to CLIP ViT-B-32 openai)"
+        self.display_name = DISPLAY_NAME
 
     @torch.inference_mode()
     def encode_audio(self, windows: np.ndarray) -> np.ndarray:
@@ -150,10 +170,47 @@ def load(image_model_id: str, device: str = "auto", path: Path | None = None) ->
     except (OSError, RuntimeError, ValueError, KeyError, AttributeError, pickle.UnpicklingError) as exc:
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ModelUnavailable(f"Wav2CLIP's weights at {path} cannot be read: {first_line}.") from None
-    return Wav2ClipEncoder(net, f"{NAME}:{_checksum(path)}", image_model_id, pick_device(device))
+    return Wav2ClipEncoder(net, f"{NAME}:{checksum(path)}", image_model_id, pick_device(device))
 
 
-def _checksum(path: Path) -> str:
-    """Size plus a hash of the first MiB: the identity of a weights file, cheaply."""
-    with path.open("rb") as f:
-        return hashlib.sha1(str(path.stat().st_size).encode() + f.read(1 << 20)).hexdigest()[:12]
+def store(cache_dir: Path, tower: Wav2ClipEncoder, weights: Path | None = None) -> OnnxWav2Clip | None:
+    """Export ``tower`` for the CPU runtime (see audio_wav2clip_onnx) and return it running there; None when
+    the export fails or does not reproduce torch on the probes. Never raises: the torch tower still works."""
+    weights = weights or weights_path()
+    folder = record_dir(cache_dir, weights)
+    tmp = temp_path(folder)
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(folder)
+        tmp.mkdir()
+        net = tower.net.to("cpu")
+        example = torch.from_numpy(log_spectrogram(np.zeros((2, tower.window_samples), np.float32)))
+        torch.onnx.export(
+            FromSpectrogram(net).eval(), (example,), str(tmp / GRAPH), input_names=["spectrogram"],
+            output_names=["embedding"], dynamic_axes={"spectrogram": {0: "batch"}, "embedding": {0: "batch"}},
+            opset_version=18, dynamo=False,
+        )  # fmt: skip
+        exported = OnnxWav2Clip(tmp / GRAPH, tower.model_id, tower.image_model_id)
+        probes = _probe_windows(tower.window_samples)
+        worst = float(np.abs(exported.encode_audio(probes) - tower.encode_audio(probes)).max())
+        if worst > PROBE_TOLERANCE:
+            log.warning("Wav2CLIP's export differs from torch by %.2g on the probes; staying on torch", worst)
+            return None
+        write_meta(tmp, tower.model_id, weights)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+        return OnnxWav2Clip(folder / GRAPH, tower.model_id, tower.image_model_id)
+    except Exception as exc:  # a full or read-only disk, an exporter that cannot handle the graph
+        log.warning("could not export Wav2CLIP for the CPU runtime in %s: %s", folder, exc)
+        return None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _probe_windows(samples: int) -> np.ndarray:
+    """A tone, a chirp, noise and near silence."""
+    t = np.arange(samples) / SAMPLE_RATE
+    rng = np.random.default_rng(0)
+    return np.stack([0.5 * np.sin(2 * np.pi * 440 * t), 0.3 * np.sin(2 * np.pi * (100 + 400 * t) * t),
+                     rng.normal(0, 0.2, samples), rng.normal(0, 1e-4, samples)]).astype(np.float32)  # fmt: skip

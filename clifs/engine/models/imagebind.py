@@ -205,7 +205,7 @@ class ImageBindNet(nn.Module):
 
     @property
     def logit_scale(self) -> float:
-        return float(self.modality_postprocessors["text"][1].log_logit_scale.exp().clamp(max=100))
+        return float(self.modality_postprocessors["text"][1].log_logit_scale.detach().exp().clamp(max=100))
 
 
 def weights_path() -> Path:
@@ -310,7 +310,7 @@ def load(device: str = "auto", path: Path | None = None, widths: Widths = HUGE) 
     return ImageBindEncoder(net, f"imagebind:huge:{_checksum(path)}", pick_device(device), path)
 
 
-def load_audio(image: Encoder, device: str = "auto") -> AudioEncoder:
+def load_audio(image: Encoder, device: str = "auto", cache_dir: Path | None = None) -> AudioEncoder:
     """The audio tower of the ImageBind model ``image`` (the audio binding's loader)."""
     if not isinstance(image, ImageBindEncoder):
         raise ModelUnavailable(f"ImageBind's audio tower needs ImageBind's own image model, not {image.display_name}.")

@@ -22,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -258,7 +258,12 @@ class Pipeline:
             if f.kind == "video":
                 from clifs.engine.video import sample_frames
 
-                video = sample_frames(f.path)
+                try:
+                    video = sample_frames(f.path)
+                except MediaError as exc:  # an MP4 holding only sound (a phone's voice memo) is a sound
+                    if str(exc).startswith("audio only") and self.audio_encoder is not None:
+                        return self._decode_audio(replace(f, kind="audio"), h)
+                    raise
                 decoded = _Decoded(
                     f,
                     h,

@@ -36,6 +36,8 @@ def indexed(tmp_path_factory):
     write_shapes_video(folder / "clip.mp4", SEGMENTS, seed=7)
     write_video_with_corrupt_soundtrack(folder / "bad_soundtrack.mp4")
     write_silence(folder / "sounds" / "quiet.flac")
+    memo = write_object_sound(folder / "sounds" / "memo.m4a", "orange", "cross", seconds=2.0, seed=5)
+    memo.rename(folder / "sounds" / "memo.mp4")  # an MP4 with no video track: a voice memo
     bad = write_bad_audio(folder / "bad")
     query = write_object_sound(root / "query_red_circle.wav", "red", "circle", seconds=2.0, seed=999)
     proc = run_clifs(home, "index", str(folder), "--json", "--no-ocr")
@@ -59,8 +61,8 @@ def test_each_bad_input_is_a_recorded_failure_while_the_rest_index(indexed):
     assert summary["audio_not_indexed"] == 0
     [unread] = summary["soundtracks_not_indexed"]  # its frames index: no failure
     assert Path(unread["path"]).name == "bad_soundtrack.mp4" and "no decodable audio" in unread["error"]
-    # 24 pictures, 24 sounds, two videos and the silent file
-    assert summary["indexed"] == 24 + 24 + 2 + 1
+    # 24 pictures, 24 sounds, two videos, the silent file and the memo
+    assert summary["indexed"] == 24 + 24 + 2 + 1 + 1
 
     proc = run_clifs(home, "list", "--json")
     listed = {Path(e["path"]).name: e for e in json.loads(proc.stdout)}
@@ -74,6 +76,7 @@ def test_each_bad_input_is_a_recorded_failure_while_the_rest_index(indexed):
     clip = listed["clip.mp4"]
     assert clip["sounds"] >= 15 and clip["items"] > clip["sounds"]  # windows every half second, and frames
     assert listed["red_circle.wav"]["kind"] == "audio" and listed["red_circle.wav"]["sounds"] == 3
+    assert listed["memo.mp4"]["kind"] == "audio" and listed["memo.mp4"]["sounds"] == 3  # indexed as a sound
     text = run_clifs(home, "list").stdout
     assert "quiet.flac  (0 item(s); silent)" in text
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from clifs.engine.catalog import SCHEMA_VERSION, Catalog
 
@@ -149,6 +150,7 @@ def test_a_schema_2_catalog_gains_metadata_on_the_next_scan_without_re_embedding
 RELEASE_4 = Path(__file__).parent / "data" / "catalog_schema4.py.txt"
 
 
+@pytest.mark.slow  # two `clifs` runs on a fresh home (the test model is exported to ONNX on the first)
 def test_a_schema_4_catalog_gains_sound_columns_in_place_without_re_embedding(tmp_path, test_encoder):
     """A photo and a video indexed by the schema-4 release are upgraded in place: their items are
     pictures, nothing is re-embedded, and sounds added afterwards share their index."""

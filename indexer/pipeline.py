@@ -62,6 +62,12 @@ class IndexReport:
         return self.added
 
 
+def audio_not_indexed(files: int, why: str | None) -> str:
+    """The one line for audio files a model without a usable audio tower passes over."""
+    line = f"no audio model for the active model: {files} audio file{'s' if files != 1 else ''} not indexed"
+    return line + (f" ({why})" if why else "")
+
+
 @dataclass
 class _Decoded:
     file: DiskFile

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     from clifs.engine.paths import canonical_folder
     from indexer.disk_space import free_bytes, is_disk_full
-    from indexer.pipeline import Pipeline
+    from indexer.pipeline import Pipeline, audio_not_indexed
 
     roots = [canonical_folder(p) for p in args.paths]
     for root in roots:
@@ -118,12 +118,6 @@ def run(args: argparse.Namespace) -> int:
 
         print(format_skipped(dict(scan.skipped)) + " (see `clifs list --skipped`)")
     return 0
-
-
-def audio_not_indexed(files: int, why: str | None) -> str:
-    """The one line for audio files a model without an audio tower passes over."""
-    line = f"no audio model for the active model: {files} audio file{'s' if files != 1 else ''} not indexed"
-    return line + (f" ({why})" if why else "")
 
 
 SKIPPED_KEY = "skipped_extensions"

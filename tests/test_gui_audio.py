@@ -92,6 +92,8 @@ def test_dropping_a_sound_searches_by_it_and_sound_hits_show_their_waveform(
     window.view.setCurrentIndex(window.results.index(row, 0))
     qtbot.waitUntil(lambda: window.detail.isVisible() and window.detail.moments.count() >= 2, timeout=WAIT_MS)
     assert window.detail.title.text() == "red_circle.ogg"
+    listed = [window.detail.moments.item(i).text().split()[0] for i in range(window.detail.moments.count())]
+    assert len(set(listed)) == len(listed) and all("." in t for t in listed), listed  # half seconds apart: tenths
     assert not any(b.isEnabled() for mode, b in window.detail.vision.buttons.items())  # no picture to paint on
     qtbot.waitUntil(lambda: window.detail.vision.labels.text() != "Labels: …", timeout=WAIT_MS)
     assert "red" in window.detail.vision.labels.text().lower()  # zero-shot labels of the sound itself

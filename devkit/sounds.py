@@ -20,13 +20,6 @@ from devkit.shapes import COLOURS, SHAPES
 
 #: Fundamental frequency (Hz) per colour: A3 and up in steps of four semitones.
 PITCH_HZ: dict[str, float] = {colour: 220.0 * 2 ** (4 * i / 12) for i, colour in enumerate(COLOURS)}
-#: What a shape sounds like, for people reading a test or a report.
-TIMBRE: dict[str, str] = {
-    "circle": "steady sine with vibrato",
-    "square": "steady square wave",
-    "triangle": "plucked sawtooth notes, ~4/s",
-    "cross": "short beeps, ~8/s",
-}
 
 
 def _square(phase: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 from clifs.engine.models.audio_base import AudioEncoder, ModelUnavailable
 from clifs.engine.models.base import Encoder, TextEncoder
 
-__all__ = ["AudioBinding", "ModelUnavailable", "audio_binding", "bindings", "load_audio_encoder"]
+__all__ = ["AudioBinding", "ModelUnavailable", "audio_binding", "load_audio_encoder"]
 
 
 @dataclass(frozen=True)
@@ -50,10 +50,6 @@ _BINDINGS: tuple[AudioBinding, ...] = (
         "ImageBind's audio tower, in ImageBind's own space (the `imagebind` model)",
     ),
 )
-
-
-def bindings() -> tuple[AudioBinding, ...]:
-    return _BINDINGS
 
 
 def audio_binding(image: TextEncoder | str) -> AudioBinding | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from clifs.engine.catalog import Catalog
 from devkit.shapes import COLOURS, SHAPES
 from devkit.shapes_av import write_object_sound, write_shapes_video
 from tests.audio_helpers import BAD_REASONS, write_bad_audio, write_silence, write_video_with_corrupt_soundtrack
@@ -175,3 +176,32 @@ def test_the_starter_model_passes_sounds_over_with_one_line_and_a_tower_model_in
     assert summary["audio_not_indexed"] == 0 and summary["failed"] == []
     hits = _search(home, "a red circle", "--kind", "audio")
     assert Path(hits[0]["path"]).name == "red_circle.mp3"
+
+
+@pytest.mark.slow  # loads the starter model in-process
+def test_the_watcher_with_the_starter_model_passes_sounds_over_once_and_says_so(tmp_path):
+    """The service puts back a file the pipeline did not finish: a passed-over sound must count as done."""
+    from clifs.engine.library import Library
+    from clifs.engine.models.registry import load_encoder
+    from indexer.service import IndexerService
+
+    folder, home = tmp_path / "library", tmp_path / "home"
+    folder.mkdir()
+    Image.new("RGB", (96, 96), (200, 30, 30)).save(folder / "red.png")
+    write_object_sound(folder / "hum.flac", "red", "circle", seconds=2.0)
+    service = IndexerService(Library(home, encoder=load_encoder("starter", device="cpu")), watch=False)
+    service.add_folder(str(folder))
+    service.start()
+    try:
+        assert service.wait_idle(timeout=300)
+        status = service.status()
+    finally:
+        service.stop(timeout=60)
+        service.library.close()
+    assert status.failed == 0 and status.queued == 0 and status.done == 2
+    assert ("(sound)", "no audio model for the active model: 1 audio file not indexed") in status.recent_errors
+    catalog = Catalog(home / "catalog.sqlite3")
+    try:
+        assert [Path(f.path).name for f, _ in catalog.list_files()] == ["red.png"]  # passed over, not failed
+    finally:
+        catalog.close()

@@ -215,7 +215,13 @@ class DetailPane(QWidget):
         self.folder.setToolTip(hit.path)
         self.size_label.setText(fmt.size(hit.size))
         self.modified.setText(fmt.date(hit.mtime))
-        self.dimensions.setText(f"{hit.width} × {hit.height}" if hit.width and hit.height else "unknown")
+        self.dimensions.setText(
+            f"{hit.width} × {hit.height}"
+            if hit.width and hit.height
+            else "a sound"
+            if hit.kind == "audio"
+            else "unknown"
+        )
         where = f" at {fmt.moment(hit.timestamp)}" if hit.timestamp is not None else ""
         self.score.setText(f"{fmt.score(hit.score)}{where}")
         self._show_photo_facts(hit)
@@ -228,11 +234,13 @@ class DetailPane(QWidget):
         self.moments.blockSignals(True)
         self.moments.clear()
         if hit.timestamp is not None:
-            moments = [(hit.timestamp, hit.score, hit.item_id)] + [
-                (m.timestamp, m.score, m.item_id) for m in hit.moments
+            moments = [(hit.timestamp, hit.score, hit.item_id, hit.matched)] + [
+                (m.timestamp, m.score, m.item_id, m.matched) for m in hit.moments
             ]
-            for timestamp, score, item_id in moments:
-                item = QListWidgetItem(f"{fmt.moment(timestamp)}    score {fmt.score(score)}")
+            for timestamp, score, item_id, matched in moments:
+                heard = "  (heard)" if matched == "sound" and hit.kind == "video" else ""
+                label = f"{fmt.moment(timestamp, tenths=matched == 'sound')}    score {fmt.score(score)}{heard}"
+                item = QListWidgetItem(label)
                 item.setData(Qt.ItemDataRole.UserRole, (timestamp, item_id))
                 self.moments.addItem(item)
             self.moments.setCurrentRow(0)
@@ -285,7 +293,7 @@ class DetailPane(QWidget):
         self._waiting_overlay = None
         self.preview.set_image(None, "Loading preview…")
         self.preview_wanted.emit(key, self.hit.path, timestamp)
-        self.vision.reset(self._query_text)
+        self.vision.reset(self._query_text, picture=self.hit.kind != "audio")
         self._waiting_labels = f"labels\0{item_id}"
         self.labels_wanted.emit(self._waiting_labels, item_id)
 

@@ -56,7 +56,12 @@ class FilterBar(QWidget):
 
         self.kind = QComboBox()
         self.kind.setAccessibleName("Kind filter")
-        for label, value in (("Photos and videos", None), ("Photos", "image"), ("Videos", "video")):
+        for label, value in (
+            ("Photos and videos", None),
+            ("Photos", "image"),
+            ("Videos", "video"),
+            ("Sounds", "audio"),
+        ):
             self.kind.addItem(label, value)
 
         self.date = QComboBox()
@@ -155,8 +160,8 @@ class FilterBar(QWidget):
         if current and index < 0:
             self.changed.emit()
 
-    def query(self, text: str | None, image: str | Image.Image | None, top: int) -> Query:
-        """The search for ``text`` and ``image`` within the chosen folder, kind and dates."""
+    def query(self, text: str | None, image: str | Image.Image | None, top: int, audio: str | None = None) -> Query:
+        """The search for ``text``, ``image`` and the sound ``audio`` within the chosen folder, kind and dates."""
         after = before = None
         preset = self.date.currentIndex()
         if preset == BETWEEN:
@@ -172,6 +177,7 @@ class FilterBar(QWidget):
         return Query(
             text=text,
             image=image,
+            audio=audio,
             top=top,
             folder=self.folder.currentData(),
             kind=self.kind.currentData(),

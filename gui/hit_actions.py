@@ -1,5 +1,5 @@
 """What a hit in the results offers: Enter or a double-click opens it; its context menu opens it,
-shows it in its folder, copies its path, or finds similar images."""
+shows it in its folder, copies its path, or finds similar images (or, for a sound, similar sounds)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from gui.results import ResultsModel, ResultsView
 class HitActions(QObject):
     message = Signal(str, int)  # for the status bar: text, milliseconds shown
     find_similar = Signal(str)  # an image's path, to search by
+    find_similar_sound = Signal(str)  # an audio file's path, to search by
 
     def __init__(
         self, view: ResultsView, results: ResultsModel, open_url: desktop.OpenUrl, parent: QObject | None = None
@@ -50,4 +51,7 @@ class HitActions(QObject):
         if hit.kind == "image":
             menu.addSeparator()
             menu.addAction("Find similar", lambda: self.find_similar.emit(hit.path))
+        elif hit.kind == "audio":
+            menu.addSeparator()
+            menu.addAction("Find similar", lambda: self.find_similar_sound.emit(hit.path))
         menu.exec(self._view.viewport().mapToGlobal(pos))

@@ -1,4 +1,5 @@
-"""What counts as an image query in a drop or a paste: a local image file, its path as text, or pixels."""
+"""What counts as an image query in a drop or a paste: a local image file, its path as text, or pixels;
+and what counts as a sound query: a local audio file, or its path as text."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ def image_from_mime(mime: QMimeData) -> str | QImage | None:
     if mime.hasText():
         text = mime.text().strip()
         if "\n" not in text and kind_of(text) == "image" and Path(text).expanduser().is_file():
+            return canonical_file(text)
+    return None
+
+
+def sound_from_mime(mime: QMimeData) -> str | None:
+    """A sound query carried by a drop or the clipboard: a local audio file (or its path as text)."""
+    for url in mime.urls():
+        if url.isLocalFile() and kind_of(url.toLocalFile()) == "audio" and Path(url.toLocalFile()).is_file():
+            return url.toLocalFile()
+    if mime.hasText():
+        text = mime.text().strip()
+        if "\n" not in text and kind_of(text) == "audio" and Path(text).expanduser().is_file():
             return canonical_file(text)
     return None
 

@@ -79,11 +79,13 @@ class MainWindow(QMainWindow):
 
         # -- search row --
         self.search_field = QLineEdit()
-        self.search_field.setPlaceholderText("Describe what you are looking for, or drop a photo here")
+        self.search_field.setPlaceholderText("Describe what you are looking for, or drop a photo or a sound here")
         self.search_field.setClearButtonEnabled(True)
         self.search_field.setAccessibleName("Search")
         self.search_field.installEventFilter(self)
         self.chip = QueryChip()
+        self.sound_chip = QueryChip(noun="sound")
+        self._sound_chip_key: str | None = None
         self.sketch_button = QPushButton("Sketch")
         self.sketch_button.setCheckable(True)
         self.sketch_button.setToolTip("Draw what you are looking for: the sketch is searched like a dropped image")
@@ -95,6 +97,7 @@ class MainWindow(QMainWindow):
         search_row = QHBoxLayout()
         search_row.addWidget(self.search_field, 1)
         search_row.addWidget(self.chip)
+        search_row.addWidget(self.sound_chip)
         search_row.addWidget(self.sketch_button)
         search_row.addWidget(self.folders_button)
         self.filters = FilterBar()
@@ -154,6 +157,8 @@ class MainWindow(QMainWindow):
         self.sketch.sketched.connect(lambda image: self.set_query_image(image, "Sketch"))
         self.sketch.cleared.connect(self._sketch_cleared)
         self.image_input.given.connect(self.set_query_image)
+        self.image_input.sound_given.connect(self.set_query_sound)
+        self.sound_chip.removed.connect(self.clear_query_sound)
         self.folders_button.clicked.connect(self.show_folders)
         self.empty.button.clicked.connect(self._empty_state_action)
 
@@ -177,6 +182,7 @@ class MainWindow(QMainWindow):
         self.view.selectionModel().currentChanged.connect(self._current_changed)
         self.hit_actions.message.connect(self.statusBar().showMessage)
         self.hit_actions.find_similar.connect(self.set_query_image)
+        self.hit_actions.find_similar_sound.connect(self.set_query_sound)
 
         self.detail.preview_wanted.connect(self.previews.request)
         self.previews.loaded.connect(self.detail.set_preview)
@@ -265,6 +271,18 @@ class MainWindow(QMainWindow):
         self.chip.hide()
         self.search.set_image(None)
 
+    def set_query_sound(self, path: str) -> None:
+        """Search by this sound (an audio file), combined with any text or image; its chip shows its waveform."""
+        self._sound_chip_key = CHIP_KEY_PREFIX + path
+        self.sound_chip.show_query(Path(path).name)
+        self.thumbnails.request(self._sound_chip_key, path, None, priority=2000)
+        self.search.set_audio(path)
+
+    def clear_query_sound(self) -> None:
+        self._sound_chip_key = None
+        self.sound_chip.hide()
+        self.search.set_audio(None)
+
     def show_folders(self) -> FoldersDialog:
         dialog = FoldersDialog(self.library.catalog, self.folders, self, chooser=self._folder_chooser)
         self.folders.folders_changed.connect(dialog.refresh)
@@ -350,6 +368,8 @@ class MainWindow(QMainWindow):
     def _chip_icon(self, key: str, image: QImage) -> None:
         if key == self._chip_key:
             self.chip.set_icon(image)
+        if key == self._sound_chip_key:
+            self.sound_chip.set_icon(image)
 
     # -- the model, folders and the indexer's progress ----------------------------------------------
     def _model_loaded(self) -> None:

@@ -1,4 +1,4 @@
-"""The query image as a removable chip next to the search field."""
+"""The query image (or the query sound) as a removable chip next to the search field."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ ICON_SIDE = 20
 class QueryChip(QFrame):
     removed = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, parent: QWidget | None = None, noun: str = "image"):
         super().__init__(parent)
+        self.noun = noun
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
         self.setBackgroundRole(QPalette.ColorRole.AlternateBase)
@@ -25,8 +26,8 @@ class QueryChip(QFrame):
         self.close_button = QToolButton()
         self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
-        self.close_button.setToolTip("Stop searching by this image")
-        self.close_button.setAccessibleName("Remove query image")
+        self.close_button.setToolTip(f"Stop searching by this {noun}")
+        self.close_button.setAccessibleName(f"Remove query {noun}")
         self.close_button.clicked.connect(self.removed)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(3, 0, 0, 0)
@@ -39,7 +40,7 @@ class QueryChip(QFrame):
     def show_query(self, label: str) -> None:
         metrics = self.name.fontMetrics()
         self.name.setText(metrics.elidedText(label, Qt.TextElideMode.ElideMiddle, self.name.maximumWidth()))
-        self.setToolTip(f"Searching by this image: {label}")
+        self.setToolTip(f"Searching by this {self.noun}: {label}")
         self.icon.clear()
         self.show()
 

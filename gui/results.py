@@ -166,7 +166,7 @@ class ResultDelegate(QStyledItemDelegate):
         thumb_area.moveLeft(cell.center().x() - THUMB_SIDE // 2)
         image_rect = self._paint_thumbnail(painter, palette, thumb_area, index)
         if hit.timestamp is not None:
-            self._paint_moment(painter, image_rect, hit.timestamp)
+            self._paint_moment(painter, image_rect, hit.timestamp, heard=hit.matched == "sound")
         if similar_badge(hit):
             self._paint_similar(painter, image_rect, similar_badge(hit))
 
@@ -223,13 +223,13 @@ class ResultDelegate(QStyledItemDelegate):
         painter.restore()
 
     @staticmethod
-    def _paint_moment(painter: QPainter, area: QRect, timestamp: float) -> None:
-        """A dark badge on the thumbnail: this is a video, seen at this moment."""
+    def _paint_moment(painter: QPainter, area: QRect, timestamp: float, heard: bool = False) -> None:
+        """A dark badge on the thumbnail: this moment of the video was seen (▶) or heard (♪) here."""
         painter.save()
         font = QFont(painter.font())
         font.setBold(True)
         painter.setFont(font)
-        label = f"▶ {fmt.moment(timestamp)}"
+        label = f"{'♪' if heard else '▶'} {fmt.moment(timestamp)}"
         width = painter.fontMetrics().horizontalAdvance(label) + 12
         height = painter.fontMetrics().height() + 4
         badge = QRect(area.left() + 6, area.bottom() - height - 5, width, height)

@@ -1,4 +1,4 @@
-"""The flow of a search: from the search field, the query image and the filters to hits on screen.
+"""The flow of a search: from the search field, the query image or sound and the filters to hits on screen.
 
 Keystrokes are debounced (Enter searches at once); each search gets the
 runner's request id and only the latest one's answer is shown. A query typed
@@ -54,6 +54,7 @@ class SearchController(QObject):
         self.state = SearchState.IDLE
         self.request_id: int | None = None  # the runner's id for the search running or shown
         self.image: str | Image.Image | None = None  # the query image: a file path or pasted pixels
+        self.audio: str | None = None  # the query sound: an audio file's path
         self.found: list[Hit] = []  # the latest search's hits, before the relevance slider
         self.shown_text = ""  # the text of the search on screen
         #: The latest search reran the one on screen (new files indexed), so the view keeps its scroll position.
@@ -75,7 +76,7 @@ class SearchController(QObject):
         """Search for what is in the field (and the query image) now, skipping the debounce."""
         self._debounce.stop()
         self.refreshing = False
-        query = self._filters.query(self._field.text() or None, self.image, TOP)
+        query = self._filters.query(self._field.text() or None, self.image, TOP, self.audio)
         if query.is_empty():
             self.state, self.request_id = SearchState.IDLE, None
             self.runner.cancel()
@@ -93,10 +94,20 @@ class SearchController(QObject):
         self.image = image
         self.search_now()
 
+    def set_audio(self, path: str | None) -> None:
+        """Search by this sound (None: not by a sound), combined with any text or image."""
+        self.audio = path
+        self.search_now()
+
     def model_ready(self) -> None:
         """The model has loaded: run the query that waited for it, or the one typed meanwhile."""
         self._model_ready = True
-        if self.state is SearchState.WAITING_FOR_MODEL or self.image is not None or self._field.text().strip():
+        if (
+            self.state is SearchState.WAITING_FOR_MODEL
+            or self.image is not None
+            or self.audio is not None
+            or self._field.text().strip()
+        ):
             self.search_now()
 
     def catalog_changed(self) -> None:

@@ -65,17 +65,19 @@ class VisionPanel(QWidget):
         """Masks and boxes need a model with a dense path; say why they are off when it has none."""
         self._unsupported = reason
 
-    def reset(self, query_text: str) -> None:
-        """A new hit (or moment): labels pending, overlays off, offered for the query text if there is one."""
+    def reset(self, query_text: str, picture: bool = True) -> None:
+        """A new hit (or moment): labels pending, overlays off, offered for the query text if there is one
+        and the hit is a picture (a sound has none to paint on)."""
         self.labels.setText("Labels: …")
         self.set_mode("")
         self.set_busy(False)
         text = query_text.strip()
         self.where.setText(f"Where is “{text}”?" if text else "Type a query to see where it is.")
+        off = self._unsupported or (None if picture else "A sound has no picture to paint masks or boxes on")
         for mode, button in self.buttons.items():
-            button.setEnabled((bool(text) or mode == "regions") and self._unsupported is None)
-            if mode != "regions" or self._unsupported:
-                button.setToolTip(self._unsupported or "")
+            button.setEnabled((bool(text) or mode == "regions") and off is None)
+            if mode != "regions" or off:
+                button.setToolTip(off or "")
         self.found.hide()
 
     def set_regions(self, regions: list) -> None:

@@ -260,7 +260,11 @@ class VisionRunner(QObject):
 
 
 def _load_picture(path: str, timestamp: float | None, min_side: int) -> Image.Image:
-    """The image, or the video's frame at ``timestamp``, upright and RGB."""
+    """The image, the video's frame at ``timestamp``, or a sound's waveform with that moment marked; RGB."""
+    if kind_of(path) == "audio":
+        from clifs.engine.thumbnails import render_waveform
+
+        return render_waveform(path, timestamp, min_side * 2, min_side)
     if kind_of(path) == "video":
         from clifs.engine.video import read_frame
 

@@ -288,7 +288,13 @@ class ClusterPipeline(Pipeline):
         self.images_encoded = 0
 
     def index_files(self, files: list[DiskFile], report: IndexReport | None = None) -> IndexReport:
+        """Pictures and video frames on the cluster; sounds here, in-process (the workers cut no sound:
+        a video indexed through the cluster has no sound items)."""
         report = report or IndexReport()
+        sounds = [f for f in files if f.kind == "audio"]
+        if sounds:
+            super().index_files(sounds, report)
+            files = [f for f in files if f.kind != "audio"]
         if not files:
             return report
         # Only the model's identity is needed here (its saved text side; the first run exports the

@@ -1,10 +1,15 @@
 """decode pool -> batched encode -> commit.
 
-Decoding (PIL with JPEG draft, OpenCV for video) runs in a thread pool a few
+Decoding (PIL with JPEG draft, OpenCV for video, PyAV for sound) runs in a thread pool a few
 batches ahead of the model, so the model never waits; each batch of files is
 committed with its embeddings in one SQLite transaction. A file whose content
 hash matches a file that vanished in the same scan is a move: its row follows
 it and its vectors are reused, nothing is encoded.
+
+Sound needs the audio tower bound to the active model: audio files become windows of sound, and a
+video gets sound items from its soundtrack beside its frames (a soundtrack that cannot be read
+costs only the sound: the frames index). With no tower (the starter model) audio files are passed
+over and counted, not failed, and videos index their frames alone.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -26,12 +31,16 @@ from PIL import Image
 from clifs.engine.catalog import IndexedFile, NewItem
 from clifs.engine.library import Library
 from clifs.engine.media import MediaError, content_hash, open_image
+from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder
 from clifs.engine.paths import canonical_folder
 from clifs.engine.photo_metadata import PhotoMeta, video_metadata
 from indexer.scan import DiskFile, ScanResult, diff, walk
 
 log = logging.getLogger(__name__)
+
+#: The start of a video's sound note when its soundtrack could not be read (its frames are indexed).
+SOUNDTRACK_UNREAD = "soundtrack not indexed"
 
 
 @dataclass
@@ -44,10 +53,20 @@ class IndexReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     stopped: bool = False
+    #: Audio files passed over because the active model has no audio tower (not failures).
+    audio_unindexed: int = 0
+    #: Videos indexed by their frames alone because their soundtrack could not be read: (path, why).
+    soundtracks_unread: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def indexed(self) -> int:
         return self.added
+
+
+def audio_not_indexed(files: int, why: str | None) -> str:
+    """The one line for audio files a model without a usable audio tower passes over."""
+    line = f"no audio model for the active model: {files} audio file{'s' if files != 1 else ''} not indexed"
+    return line + (f" ({why})" if why else "")
 
 
 @dataclass
@@ -62,6 +81,9 @@ class ReadMedia:
     height: int | None = None
     duration: float | None = None
     meta: PhotoMeta | None = None
+    sounds: np.ndarray | None = None  # (n, window samples) for the audio tower
+    sound_times: list[float] = field(default_factory=list)
+    sound_note: str | None = None
 
 
 @dataclass
@@ -69,13 +91,18 @@ class _Decoded:
     read: ReadMedia
     tensors: list[Any]  # what the encoder's preprocess gives (a numpy array on the CPU runtime)
 
+    @property
+    def items(self) -> int:
+        return len(self.tensors) + len(self.read.sound_times)
+
 
 @dataclass
 class Embedded:
-    """A file with its vectors (one per image of its ``ReadMedia``, in order), ready to commit."""
+    """A file with its vectors (one per image of its ``ReadMedia``, then one per sound window), ready to commit."""
 
     read: ReadMedia
     vectors: list[np.ndarray]
+    sound_vectors: list[np.ndarray] = field(default_factory=list)
 
     @property
     def file(self) -> DiskFile:
@@ -112,6 +139,11 @@ class Pipeline:
     def encoder(self) -> Encoder:
         """The whole model, loaded when the first file needs decoding: a run with nothing to encode loads none."""
         return self.library.encoder
+
+    @property
+    def audio_encoder(self) -> AudioEncoder | None:
+        """The audio tower bound to the active model, or None (the starter model has none)."""
+        return self.library.audio_encoder
 
     # -- scanning ---------------------------------------------------------------------------------
     def scan(self, roots: Iterable[str]) -> ScanResult:
@@ -175,6 +207,7 @@ class Pipeline:
     # -- decode -> encode -> commit ---------------------------------------------------------------
     def index_files(self, files: list[DiskFile], report: IndexReport | None = None) -> IndexReport:
         report = report or IndexReport()
+        files = self._without_unheard_audio(files, report)
         pending: list[_Decoded] = []
         pending_items = 0
         # closing: a commit that fails (a full disk) stops the decode pool now, not when collected.
@@ -184,7 +217,7 @@ class Pipeline:
                     self.writer.failed(result, report)
                     continue
                 pending.append(result)
-                pending_items += len(result.tensors)
+                pending_items += result.items
                 if pending_items >= self.batch_size:
                     self._commit(pending, report)
                     pending, pending_items = [], 0
@@ -194,6 +227,19 @@ class Pipeline:
         self._commit(pending, report)
         return report
 
+    def _without_unheard_audio(self, files: list[DiskFile], report: IndexReport) -> list[DiskFile]:
+        """Audio files, when no audio tower is bound to the model, are counted and passed over."""
+        if not any(f.kind == "audio" for f in files) or self.audio_encoder is not None:
+            return files
+        kept = []
+        for f in files:
+            if f.kind != "audio":
+                kept.append(f)
+                continue
+            report.audio_unindexed += 1
+            self.on_file(f, None)
+        return kept
+
     def _decoded(self, files: list[DiskFile]) -> Iterator[_Decoded | Failed]:
         """Decode in a thread pool, in order, with a bounded amount of work in flight.
 
@@ -202,9 +248,10 @@ class Pipeline:
         budget = max(2 * self.batch_size, 4 * self.workers)
         if files:
             _ = self.encoder  # loaded here, once, before the decode threads use its preprocessing
+            _ = self.audio_encoder  # and the audio tower, before the threads cut windows to its length
 
         def cost(f: DiskFile) -> int:
-            return self.batch_size if f.kind == "video" else 1
+            return self.batch_size if f.kind in ("video", "audio") else 1
 
         with ThreadPoolExecutor(self.workers, thread_name_prefix="clifs-decode", initializer=_yield_to_model) as pool:
             queue: deque[tuple[Future, int]] = deque()
@@ -227,12 +274,23 @@ class Pipeline:
                     pending.cancel()
 
     def _decode(self, f: DiskFile) -> _Decoded | Failed:
-        read = read_media(f, self.library.settings.max_image_pixels)
+        read = read_media(f, self.library.settings.max_image_pixels, self.audio_encoder)
         if isinstance(read, Failed):
             return read
         tensors = [self.encoder.preprocess(im) for im in read.images]
         read.images = []  # preprocessed: a video's frames are not held twice until the commit
         return _Decoded(read, tensors)
+
+    def _encode_sounds(self, pending: list[_Decoded]) -> list[np.ndarray]:
+        windows = [d.read.sounds for d in pending if d.read.sound_times]
+        if not windows:
+            return []
+        stacked = np.concatenate(windows)
+        return [
+            v
+            for start in range(0, len(stacked), self.batch_size)
+            for v in self.audio_encoder.encode_audio(stacked[start : start + self.batch_size])
+        ]
 
     def _commit(self, pending: list[_Decoded], report: IndexReport) -> None:
         if not pending:
@@ -241,10 +299,19 @@ class Pipeline:
         vectors = []
         for start in range(0, len(tensors), self.batch_size):
             vectors.extend(self.encoder.encode_images(self.encoder.stack(tensors[start : start + self.batch_size])))
-        embedded, cursor = [], 0
+        heard = self._encode_sounds(pending)
+        embedded, cursor, heard_cursor = [], 0, 0
         for d in pending:
-            embedded.append(Embedded(d.read, vectors[cursor : cursor + len(d.tensors)]))
+            sounds = len(d.read.sound_times)
+            embedded.append(
+                Embedded(
+                    d.read,
+                    vectors[cursor : cursor + len(d.tensors)],
+                    heard[heard_cursor : heard_cursor + sounds],
+                )
+            )
             cursor += len(d.tensors)
+            heard_cursor += sounds
         self.writer.commit(embedded, report)
 
 
@@ -272,6 +339,7 @@ class CatalogWriter:
         for e in embedded:
             r = e.read
             items = [NewItem(ts, v) for ts, v in zip(r.timestamps, e.vectors, strict=True)]
+            items += [NewItem(ts, v, "sound") for ts, v in zip(r.sound_times, e.sound_vectors, strict=True)]
             files.append(
                 IndexedFile(
                     r.file.path,
@@ -284,9 +352,15 @@ class CatalogWriter:
                     r.height,
                     r.duration,
                     r.meta,
+                    r.sound_note,
                 )
             )
         self.library.add_files(files, runtime)
+        report.soundtracks_unread += [
+            (e.file.path, e.read.sound_note)
+            for e in embedded
+            if e.read.sound_note and e.read.sound_note.startswith(SOUNDTRACK_UNREAD)
+        ]
         report.added += len(files)
         report.items += sum(len(f.items) for f in files)
         for e in embedded:
@@ -295,8 +369,10 @@ class CatalogWriter:
         self.library.flush(every_seconds=30.0)
 
 
-def read_media(f: DiskFile, max_image_pixels: int) -> ReadMedia | Failed:
-    """Hash and decode one file (a picture, or a video's sampled frames) with its metadata, or say why not.
+def read_media(f: DiskFile, max_image_pixels: int, audio: AudioEncoder | None = None) -> ReadMedia | Failed:
+    """Hash and decode one file (a picture, a video's sampled frames, a sound's windows) with its
+    metadata, or say why not. ``audio``: the tower whose rate and window length sound is cut to;
+    None reads no sound (videos give their frames alone).
 
     Runs in the in-process decode threads and in the cluster's decode tasks alike.
     """
@@ -304,11 +380,20 @@ def read_media(f: DiskFile, max_image_pixels: int) -> ReadMedia | Failed:
         return Failed(f, f.problem)
     try:
         h = content_hash(f.path, f.size)
+        if f.kind == "audio":
+            if audio is None:
+                return Failed(f, "no audio model for the active model")
+            return _read_sound(f, h, audio)
         if f.kind == "video":
             from clifs.engine.video import sample_frames
 
-            video = sample_frames(f.path)
-            return ReadMedia(
+            try:
+                video = sample_frames(f.path)
+            except MediaError as exc:  # an MP4 holding only sound (a phone's voice memo) is a sound
+                if str(exc).startswith("audio only") and audio is not None:
+                    return _read_sound(replace(f, kind="audio"), h, audio)
+                raise
+            read = ReadMedia(
                 f,
                 h,
                 [im for _, im in video.frames],
@@ -318,6 +403,9 @@ def read_media(f: DiskFile, max_image_pixels: int) -> ReadMedia | Failed:
                 video.duration,
                 video_metadata(f.path).with_mtime_fallback(f.mtime),
             )
+            if audio is not None:
+                _add_soundtrack(read, audio)
+            return read
         image = open_image(f.path, max_image_pixels, describe=True)
         full = image.info.get("original_size", image.size)
         meta = image.info.get("photo_meta", PhotoMeta()).with_mtime_fallback(f.mtime)
@@ -331,6 +419,38 @@ def read_media(f: DiskFile, max_image_pixels: int) -> ReadMedia | Failed:
     except Exception as exc:  # a decoder bug on one file must not stop the run
         log.exception("unexpected error decoding %s", f.path)
         return Failed(f, f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _read_sound(f: DiskFile, content: str, audio: AudioEncoder) -> ReadMedia:
+    from clifs.engine.audio import read_sound
+
+    sound = read_sound(f.path, audio.sample_rate, audio.window_seconds)
+    return ReadMedia(
+        f,
+        content,
+        [],
+        [],
+        duration=sound.duration,
+        meta=PhotoMeta().with_mtime_fallback(f.mtime),
+        sounds=sound.windows,
+        sound_times=sound.starts,
+        sound_note="silent" if sound.silent else None,
+    )
+
+
+def _add_soundtrack(video: ReadMedia, audio: AudioEncoder) -> None:
+    """The soundtrack's windows beside the frames; one that cannot be read is noted, never fatal."""
+    from clifs.engine.audio import read_sound
+
+    try:
+        sound = read_sound(video.file.path, audio.sample_rate, audio.window_seconds, soundtrack=True)
+    except MediaError as exc:
+        video.sound_note = f"{SOUNDTRACK_UNREAD}: {exc}"
+        return
+    if sound is None:
+        return  # no audio stream: a silent film is no news
+    video.sounds, video.sound_times = sound.windows, sound.starts
+    video.sound_note = "silent soundtrack" if sound.silent else None
 
 
 def _yield_to_model() -> None:

@@ -34,7 +34,7 @@ from indexer.disk_space import describe, free_bytes, is_disk_full, remove_own_te
 from indexer.folder_sync import FolderSync
 from indexer.lock import IndexerLock
 from indexer.ocr_pass import OcrPass
-from indexer.pipeline import IndexReport, Pipeline
+from indexer.pipeline import IndexReport, Pipeline, audio_not_indexed
 from indexer.scan import DiskFile, ScanResult, stat_entry
 from indexer.status import DISK_FULL_STATE, IndexerStatus
 from indexer.status_publisher import StatusPublisher
@@ -423,7 +423,11 @@ class IndexerService:
         self._in_flight = {f.path: f for f in chunk}
         self._publisher.publish("indexing", force=True, current=chunk[0].path)
         try:
-            self._pipeline.index_files(chunk)
+            report = self._pipeline.index_files(chunk)
+            if report.audio_unindexed:  # said once a chunk, where the window and `clifs status` show errors
+                self._publisher.error(
+                    "(sound)", audio_not_indexed(report.audio_unindexed, self.library.audio_unavailable)
+                )
         finally:
             for f in reversed(list(self._in_flight.values())):
                 self._backlog[f.path] = f

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from clifs.engine.catalog import SCHEMA_VERSION, Catalog
 
@@ -143,3 +144,79 @@ def test_a_schema_2_catalog_gains_metadata_on_the_next_scan_without_re_embedding
     assert json.loads(dupes.stdout) == [[str(photos / "p0.jpg"), str(photos / "p0_copy.jpg")]]
     again = json.loads(run_clifs(home, "index", str(photos), "--json", "--no-progress").stdout)[0]
     assert again["described"] == 0 and again["encoded_images"] == 0
+
+
+#: clifs/engine/catalog.py at schema 4 (commit 4fec53f, the release before sound), kept as text.
+RELEASE_4 = Path(__file__).parent / "data" / "catalog_schema4.py.txt"
+
+
+@pytest.mark.slow  # two `clifs` runs on a fresh home (the test model is exported to ONNX on the first)
+def test_a_schema_4_catalog_gains_sound_columns_in_place_without_re_embedding(tmp_path, test_encoder):
+    """A photo and a video indexed by the schema-4 release are upgraded in place: their items are
+    pictures, nothing is re-embedded, and sounds added afterwards share their index."""
+    import json
+
+    from clifs.engine.config import Settings
+    from clifs.engine.media import content_hash, open_image
+    from clifs.engine.video import sample_frames
+    from devkit.shapes_av import write_object_sound, write_shapes_video
+    from tests.conftest import run_clifs, write_single_objects
+
+    folder = tmp_path / "media"
+    picture = write_single_objects(folder)["red circle"]
+    for other in folder.glob("*.png"):
+        if other != picture:
+            other.unlink()
+    video = write_shapes_video(folder / "clip.mp4", [("blue", "square", 2.0)])
+
+    loader = importlib.machinery.SourceFileLoader("catalog_schema4", str(RELEASE_4))
+    spec = importlib.util.spec_from_loader("catalog_schema4", loader)
+    old = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = old
+    loader.exec_module(old)
+    home = tmp_path / "home"
+    settings = Settings.load(home)
+    catalog = old.Catalog(settings.catalog_path)
+    catalog.add_folder(str(folder))
+    frames = sample_frames(video).frames
+    files = []
+    for path, kind, items in (
+        (picture, "image", [old.NewItem(None, test_encoder.encode_pil([open_image(picture)])[0])]),
+        (
+            video,
+            "video",
+            [old.NewItem(t, v) for (t, _), v in zip(frames, test_encoder.encode_pil([f for _, f in frames]))],
+        ),
+    ):
+        st = path.stat()
+        files.append(old.IndexedFile(str(path), kind, st.st_size, st.st_mtime, content_hash(path, st.st_size), items))
+    catalog.commit_indexed(files, test_encoder.model_id)
+    catalog.close()
+    with sqlite3.connect(settings.catalog_path) as db:
+        assert db.execute("SELECT MAX(version) FROM schema_version").fetchone() == (4,)
+        before = db.execute("SELECT item_id, vector FROM embeddings ORDER BY item_id").fetchall()
+
+    upgraded = Catalog(settings.catalog_path)
+    try:
+        with sqlite3.connect(settings.catalog_path) as db:
+            assert db.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+            assert {m for (m,) in db.execute("SELECT DISTINCT modality FROM items")} == {"picture"}
+            assert db.execute("SELECT COUNT(*) FROM files WHERE sound_note IS NOT NULL").fetchone() == (0,)
+        assert len(upgraded.item_ids_matching(kind="audio")) == 0
+    finally:
+        upgraded.close()
+
+    write_object_sound(folder / "red_circle.flac", "red", "circle", seconds=2.0)
+    proc = run_clifs(home, "index", str(folder), "--json", "--no-progress", "--no-ocr")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)[0]
+    assert (summary["indexed"], summary["unchanged"], summary["encoded_images"]) == (1, 2, 0)  # only the new sound
+    with sqlite3.connect(settings.catalog_path) as db:
+        assert (
+            db.execute(
+                "SELECT item_id, vector FROM embeddings WHERE item_id <= ? ORDER BY item_id", (before[-1][0],)
+            ).fetchall()
+            == before
+        )
+    hits = json.loads(run_clifs(home, "search", "a red circle", "--json").stdout)
+    assert {Path(h["path"]).name for h in hits[:2]} == {"red_circle.png", "red_circle.flac"}  # one space, one index

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clifs.engine.catalog import SCHEMA_VERSION, Catalog, OcrRead
+from clifs.engine.catalog import Catalog, OcrRead
 from clifs.engine.library import Library
 from clifs.engine.text_search import matching_items
 from tests.conftest import clifs_env, run_clifs
@@ -280,9 +280,10 @@ def test_an_older_catalog_upgrades_and_its_files_are_read_on_the_next_run(tmp_pa
     draw_words(scene(256, 700), "mustard", "Lato-Bold", 40).save(folder / "a.jpg", quality=90)
     _json(run_clifs(home, "index", str(folder), "--json", "--no-progress", "--no-ocr", timeout=300))
     db = sqlite3.connect(home / "catalog.sqlite3")  # back to the schema before the words in pictures
-    db.executescript(
+    db.executescript(  # and before sound (schema 5), which came after
         "DROP TRIGGER ocr_fts_item_gone; DROP TABLE ocr_fts; DROP TABLE ocr_lines; DROP TABLE ocr_files;"
-        f"UPDATE schema_version SET version = {SCHEMA_VERSION - 1};"
+        "ALTER TABLE items DROP COLUMN modality; ALTER TABLE files DROP COLUMN sound_note;"
+        "UPDATE schema_version SET version = 3;"
     )
     db.commit()
     db.close()

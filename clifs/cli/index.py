@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
 
     from clifs.engine.paths import canonical_folder
     from indexer.disk_space import free_bytes, is_disk_full
-    from indexer.pipeline import Pipeline
+    from indexer.pipeline import Pipeline, audio_not_indexed
 
     roots = [canonical_folder(p) for p in args.paths]
     for root in roots:
@@ -111,7 +111,13 @@ def run(args: argparse.Namespace) -> int:
         # files of types clifs does not read, by extension: passed over, neither indexed nor failed
         "skipped": dict(sorted(scan.skipped.items())),
         "described": scan.described,
+        # audio files passed over because the model has no audio tower (not failures)
+        "audio_not_indexed": report.audio_unindexed,
+        # videos indexed by their frames alone: their soundtrack could not be read
+        "soundtracks_not_indexed": [{"path": p, "error": e} for p, e in report.soundtracks_unread],
     }
+    if report.audio_unindexed:
+        print(audio_not_indexed(report.audio_unindexed, library.audio_unavailable), file=sys.stderr)
     if args.json:
         print_json([summary])
         return 0
@@ -122,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     )
     for path, error in report.failed:
         print(f"  failed: {printable(path)}: {printable(error)}")
+    for path, note in report.soundtracks_unread:
+        print(f"  frames only: {printable(path)}: {printable(note)}")
     print_ocr_report(ocr, library.ocr.version)
     if scan.described:
         print(f"read the date, camera and place of {scan.described} files indexed before clifs kept them")

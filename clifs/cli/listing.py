@@ -28,14 +28,17 @@ def run(args: argparse.Namespace) -> int:
     if args.skipped:
         return _skipped(catalog, args)
     rows = []
+    sounds = catalog.sound_counts()
     for f, items in catalog.list_files(failed_only=args.failed):
-        entry = {"path": f.path, "kind": f.kind, "items": items, "status": f.status}
+        # items: everything searchable in the file; sounds: how many of them are windows of sound
+        entry = {"path": f.path, "kind": f.kind, "items": items, "sounds": sounds.get(f.id, 0), "status": f.status}
         if f.status == "failed":
             entry["error"] = f.error
         else:
             entry["taken"] = f.taken
             entry["taken_from"] = f.taken_from
             entry["camera"] = f.camera
+            entry["sound"] = f.sound_note  # "silent", why a soundtrack was not indexed, or null
         rows.append(entry)
     counts = catalog.counts() if not rows else None
     catalog.close()
@@ -49,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         detail = f"failed: {printable(r['error'])}" if r["status"] == "failed" else f"{r['items']} item(s)"
+        if r.get("sound"):
+            detail += f"; {printable(r['sound'])}"
         print(f"{r['kind']:5}  {printable(r['path'])}  ({detail})")
     return 0
 

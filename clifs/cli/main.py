@@ -25,7 +25,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clifs", description="Find your photos and video moments by meaning.")
+    parser = argparse.ArgumentParser(prog="clifs", description="Find your photos, video moments and sounds by meaning.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:

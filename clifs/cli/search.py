@@ -1,4 +1,4 @@
-"""`clifs search [TEXT] [--image PATH]`: find files by meaning."""
+"""`clifs search [TEXT] [--image PATH] [--audio PATH]`: find files by meaning."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ COSINE = "cosine scores lie in [-1, 1]"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("search", help="search by text, by image, or both")
+    p = sub.add_parser("search", help="search by text, by image, by a sound, or a mix")
     p.add_argument("text", nargs="?", help='what to look for, e.g. "a dog on a beach"')
     p.add_argument("--image", metavar="PATH", help="an image to search by (combined with TEXT when both are given)")
     p.add_argument(
@@ -32,10 +32,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.5,
         help="share of the image when combined (0-1)",
     )
+    p.add_argument(
+        "--audio",
+        metavar="PATH",
+        help="a sound (an audio file, or a video's soundtrack) to search by: finds pictures, video moments and sounds",
+    )
+    p.add_argument(
+        "--audio-weight",
+        type=number(0.0, 1.0, meaning="the sound's share of the query"),
+        default=0.5,
+        help="share of the sound when combined with TEXT or --image (0-1)",
+    )
     p.add_argument("--not", dest="negative", metavar="TEXT", help="push results away from this text")
     p.add_argument("--top", type=number(1, integer=True), default=10, help="number of results (default 10)")
     p.add_argument("--in", dest="folder", metavar="FOLDER", help="only files under this folder")
-    p.add_argument("--kind", choices=["image", "video"], help="only images or only videos")
+    p.add_argument(
+        "--kind",
+        choices=["image", "video", "audio"],
+        help="only images, only videos, or only sounds (audio files and the soundtracks of videos)",
+    )
     p.add_argument(
         "--min-score", type=number(-1.0, 1.0, meaning=COSINE), help="drop hits whose cosine is below this (-1 to 1)"
     )
@@ -99,11 +114,11 @@ def format_timestamp(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.text is not None and not args.text.strip():
-        if not args.image:
-            raise UsageError("the TEXT query is blank; give some words, --image PATH, or both")
-        args.text = None  # blank text next to an image: an image search
-    if not args.text and not args.image:
-        raise UsageError("give a TEXT query, --image PATH, or both")
+        if not args.image and not args.audio:
+            raise UsageError("the TEXT query is blank; give some words, --image PATH, --audio PATH, or a mix")
+        args.text = None  # blank text next to an image or a sound: a search by that alone
+    if not args.text and not args.image and not args.audio:
+        raise UsageError("give a TEXT query, --image PATH, --audio PATH, or a mix")
     if args.negative is not None and not args.negative.strip():
         raise UsageError("--not needs some text to push the results away from")
     if args.camera is not None and not args.camera.strip():
@@ -119,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
             )
     if args.image:
         require_file(args.image, "query image")
+    if args.audio:
+        require_file(args.audio, "query sound", noun="sound file")
     if args.text:
         prewarm_text_tower(args)
     from clifs.engine.media import MediaError
@@ -138,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         query = {
             "text": args.text,
             "image": args.image,
+            "audio": args.audio,
+            "audio_weight": args.audio_weight,
             "negative": args.negative,
             "image_weight": args.image_weight,
             "folder": args.folder,
@@ -157,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
                 uncut = library.search(top=1, **query)  # what the cut-offs removed, to say so
                 best = uncut[0].score if uncut else None
         except MediaError as exc:
-            raise UsageError(f"cannot read query image {args.image}: {exc}") from None
+            raise UsageError(_unreadable_query(args, exc)) from None
         unembedded = counts["items"] - len(library.vectors)
     finally:
         library.close()
@@ -184,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"(model: {library.model.display_name})")
     for h in hits:
         where = f" @ {format_timestamp(h.timestamp)}" if h.timestamp is not None else ""
+        where += " (sound)" if h.matched == "sound" and h.kind == "video" else ""
         where += f"  [text: {printable(h.text)}]" if h.text else ""
         taken = f"  [{format_taken(h.taken, h.taken_from)}]" if args.sort == "taken" else ""
         extra = ""
@@ -193,6 +213,17 @@ def run(args: argparse.Namespace) -> int:
             extra += f"  (+{len(h.duplicates)} similar)"
         print(f"{h.score:.3f}  {printable(h.path)}{where}{taken}{extra}")
     return 0
+
+
+def _unreadable_query(args: argparse.Namespace, exc: Exception) -> str:
+    """Which query file could not be read, and why."""
+    from clifs.engine.media import kind_of
+    from clifs.engine.search import SoundQueryError
+
+    if isinstance(exc, SoundQueryError):
+        return f"cannot read query sound {args.audio}: {exc}"
+    hint = " (a sound: search by it with --audio)" if kind_of(args.image) == "audio" else ""
+    return f"cannot read query image {args.image}: {exc}{hint}"
 
 
 def format_taken(taken: str | None, source: str | None) -> str:
@@ -206,9 +237,11 @@ def _no_results(args: argparse.Namespace, best: float | None) -> str:
     asked = [f"'{args.text}'"] if args.text else []
     if args.image:
         asked.append(f"the image {args.image}")
+    if args.audio:
+        asked.append(f"the sound {args.audio}")
     message = "no results for " + " + ".join(asked)
     if args.kind:
-        message += f" among {args.kind}s"
+        message += " among sounds" if args.kind == "audio" else f" among {args.kind}s"
     if args.folder:
         message += f" under {args.folder}"
     if args.camera:

@@ -22,10 +22,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from clifs.cli.common import open_library
+    from clifs.engine.errors import UsageError
     from clifs.engine.media import kind_of
     from clifs.engine.paths import canonical_file
 
     require_file(args.path, "file")
+    if kind_of(args.path) == "audio":
+        raise UsageError(f"{args.path} is a sound: it has no pictures, so no words to read")
     path = canonical_file(args.path)
     library = open_library(args, need_model=False)
     try:

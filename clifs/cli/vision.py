@@ -32,10 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "label",
-        help="zero-shot labels: what is in this image? (each label says whether it fits; "
+        help="zero-shot labels: what is in this image (or sound)? (each label says whether it fits; "
         "'none of these fits' when none does)",
     )
-    p.add_argument("path", help="an image (an indexed file reuses its stored embedding)")
+    p.add_argument("path", help="an image or a sound (an indexed file reuses its stored embedding)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--labels", metavar="A,B,C", help="the labels to choose from, comma-separated")
     which.add_argument(
@@ -150,7 +150,18 @@ def _slug(label: str) -> str:
     return re.sub(r"[^\w-]+", "-", label.strip().lower(), flags=re.UNICODE).strip("-") or "label"
 
 
+def _sound_embedding(path: str, library):
+    """A sound's embedding through the model's audio tower: what it sounds like, labelled like a picture."""
+    from clifs.engine.media import MediaError
+
+    try:
+        return library.searcher.audio_vector(path)
+    except MediaError as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
 def run_label(args: argparse.Namespace) -> int:
+    from clifs.engine.media import kind_of
     from clifs.engine.vision.labels import label_embedding, none_fits
     from clifs.engine.vision.vocabulary import BUILTIN, VocabularyError, default_labels, load_vocabulary
 
@@ -167,7 +178,9 @@ def run_label(args: argparse.Namespace) -> int:
                 labels = load_vocabulary(args.vocab) if args.vocab is not None else default_labels(encoder)
         except VocabularyError as exc:
             raise UsageError(str(exc)) from None
-        embedding = library.embedding_for(args.path)
+        embedding = _sound_embedding(args.path, library) if kind_of(args.path) == "audio" else None
+        if embedding is None:
+            embedding = library.embedding_for(args.path)
         if embedding is None:
             embedding = encoder.encode_pil([_open(args.path, library)])[0]
         else:

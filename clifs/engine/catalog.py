@@ -45,7 +45,7 @@ from clifs.engine.photo_metadata import PhotoMeta
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 #: SQLite's words for a file that is not (or no longer) a database it can read.
 _DAMAGE = ("malformed", "not a database", "file is encrypted", "unable to open database file", "disk i/o error")
 
@@ -97,7 +97,7 @@ class File(Base):
     size: Mapped[int] = mapped_column(Integer)
     mtime: Mapped[float] = mapped_column(Float)
     content_hash: Mapped[str | None] = mapped_column(String, index=True)
-    kind: Mapped[str] = mapped_column(String)  # "image" | "video"
+    kind: Mapped[str] = mapped_column(String)  # "image" | "video" | "audio"
     status: Mapped[str] = mapped_column(String)  # "ok" | "failed"
     error: Mapped[str | None] = mapped_column(String, default=None)
     width: Mapped[int | None] = mapped_column(Integer, default=None)
@@ -118,6 +118,9 @@ class File(Base):
     #: perceptual signature (clifs.engine.image_hash): 4 x 64-bit hashes, the whole picture and centred crops
     phash: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     dup_group: Mapped[int | None] = mapped_column(Integer, default=None)  # near-duplicate group (a file id)
+    # -- schema 5: sound (clifs.engine.audio) ----------------------------------------------------
+    #: Why an indexed audio file or video has no sound items: "silent", or why its soundtrack could not be read.
+    sound_note: Mapped[str | None] = mapped_column(String, default=None)
     __table_args__ = (
         Index("ix_files_taken_at", "taken_at"),
         Index("ix_files_dup_group", "dup_group"),
@@ -130,7 +133,9 @@ class Item(Base):
     __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    timestamp: Mapped[float | None] = mapped_column(Float, default=None)  # seconds into a video
+    timestamp: Mapped[float | None] = mapped_column(Float, default=None)  # seconds into a video or a sound
+    #: "picture" (an image, a video frame) or "sound" (a window of an audio file or of a video's soundtrack)
+    modality: Mapped[str] = mapped_column(String, default="picture", server_default="picture")
 
 
 class Embedding(Base):
@@ -225,6 +230,11 @@ MIGRATIONS: dict[int, Iterable[str]] = {
     ],
     # Words in pictures: new tables, empty, so every file counts as not yet read (the OCR pass reads it).
     3: [*_ddl(OcrFile.__table__, OcrLine.__table__), *_OCR_SQL],
+    # Sound: every item so far is a picture, and no file has a note about its sound (nothing re-embedded).
+    4: [
+        "ALTER TABLE items ADD COLUMN modality VARCHAR NOT NULL DEFAULT 'picture'",
+        "ALTER TABLE files ADD COLUMN sound_note VARCHAR",
+    ],
 }
 
 
@@ -244,6 +254,7 @@ class FileState:
 class NewItem:
     timestamp: float | None
     vector: np.ndarray
+    modality: str = "picture"  # or "sound"
 
 
 @dataclass
@@ -260,6 +271,7 @@ class IndexedFile:
     height: int | None = None
     duration: float | None = None
     meta: PhotoMeta | None = None  # None: not read (the next scan reads it)
+    sound_note: str | None = None  # why it has no sound items ("silent", a soundtrack that cannot be read)
 
 
 @dataclass
@@ -279,6 +291,7 @@ class ItemInfo:
     latitude: float | None = None
     longitude: float | None = None
     dup_group: int | None = None
+    modality: str = "picture"
 
 
 @dataclass
@@ -578,11 +591,12 @@ class Catalog:
                     width=f.width,
                     height=f.height,
                     duration=f.duration,
+                    sound_note=f.sound_note,
                     **(_meta_columns(f.meta) if f.meta is not None else {}),
                 )
                 s.add(row)
                 s.flush()
-                items = [Item(file_id=row.id, timestamp=it.timestamp) for it in f.items]
+                items = [Item(file_id=row.id, timestamp=it.timestamp, modality=it.modality) for it in f.items]
                 s.add_all(items)
                 s.flush()
                 s.add_all(
@@ -643,6 +657,14 @@ class Catalog:
             if failed_only:
                 q = q.where(File.status == "failed")
             return [(f, n) for f, n in s.execute(q)]
+
+    def sound_counts(self) -> dict[int, int]:
+        """Windows of sound per file id (files with none are left out)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Item.file_id, func.count(Item.id)).where(Item.modality == "sound").group_by(Item.file_id)
+            )
+            return {file_id: n for file_id, n in rows}
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:
@@ -718,13 +740,13 @@ class Catalog:
                 out[row[item_id]] = np.frombuffer(blob, dtype=np.float16)
         return out
 
-    def item_ids_of_path(self, path: str) -> list[int]:
+    def item_ids_of_path(self, path: str, modality: str | None = None) -> list[int]:
+        """The items of a file, in order; only its pictures or only its windows of sound with ``modality``."""
+        q = select(Item.id).join(File, File.id == Item.file_id).where(File.path == path).order_by(Item.id)
+        if modality is not None:
+            q = q.where(Item.modality == modality)
         with self.session() as s:
-            return list(
-                s.scalars(
-                    select(Item.id).join(File, File.id == Item.file_id).where(File.path == path).order_by(Item.id)
-                )
-            )
+            return list(s.scalars(q))
 
     def missing_embeddings(self, model_id: str) -> list[str]:
         """Paths of indexed files some of whose items have no vector for ``model_id`` (after a model switch)."""
@@ -761,6 +783,7 @@ class Catalog:
                         File.latitude,
                         File.longitude,
                         File.dup_group,
+                        Item.modality,
                     )
                     .join(File, File.id == Item.file_id)
                     .where(Item.id.in_(chunk))
@@ -781,6 +804,8 @@ class Catalog:
     ) -> np.ndarray:
         """Ids of items that pass the search filters, for a FAISS id selector.
 
+        ``kind`` "image" and "video" are files of that kind (a video's frames and its soundtrack);
+        "audio" is every window of sound: audio files and the soundtracks of videos.
         ``taken_*`` compare the wall-clock seconds of ``File.taken_at``; ``camera`` is a
         case-insensitive piece of the camera's name ("iphone", "EOS 5D")."""
         q = select(Item.id).join(File, File.id == Item.file_id)
@@ -793,7 +818,9 @@ class Catalog:
             q = q.where(File.camera.ilike(pattern, escape="\\"))
         if folder:
             q = q.where(_under(File.path, folder))
-        if kind:
+        if kind == "audio":
+            q = q.where(Item.modality == "sound")
+        elif kind:
             q = q.where(File.kind == kind)
         if modified_after is not None:
             q = q.where(File.mtime >= modified_after)
@@ -970,7 +997,7 @@ class Catalog:
     # -- words in pictures (schema 4) -------------------------------------------------------------
     def _ocr_todo_query(self, engine: str, folder: str | None):
         done = select(OcrFile.file_id).where(OcrFile.engine == engine)
-        q = select(File.id, File.path, File.kind).where(File.status == "ok", File.id.not_in(done))
+        q = select(File.id, File.path, File.kind).where(File.status == "ok", File.kind != "audio", File.id.not_in(done))
         return q.where(_under(File.path, folder)) if folder else q
 
     def ocr_todo(self, engine: str, folder: str | None = None, limit: int = 32, after: int = 0) -> list[OcrTodo]:
@@ -983,7 +1010,9 @@ class Catalog:
             todo = {r.id: OcrTodo(r.id, r.path, r.kind, []) for r in rows}
             if todo:
                 for item_id, file_id, ts in s.execute(
-                    select(Item.id, Item.file_id, Item.timestamp).where(Item.file_id.in_(list(todo))).order_by(Item.id)
+                    select(Item.id, Item.file_id, Item.timestamp)
+                    .where(Item.file_id.in_(list(todo)), Item.modality == "picture")
+                    .order_by(Item.id)
                 ):
                     todo[file_id].items.append((item_id, ts))
             return list(todo.values())

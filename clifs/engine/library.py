@@ -16,6 +16,7 @@ import numpy as np
 
 from clifs.engine.catalog import Catalog, IndexedFile
 from clifs.engine.config import Settings
+from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.search import Hit, Query, Searcher
@@ -47,6 +48,10 @@ class Library:
         self._searcher: Searcher | None = None
         self._last_save = time.monotonic()
         self._ocr = None
+        self._audio: AudioEncoder | None = None
+        self._audio_looked_up = False
+        #: Why the audio tower bound to the model cannot be used (its weights are missing), or None.
+        self.audio_unavailable: str | None = None
         if load_model and encoder is None:
             _ = self.model
 
@@ -115,6 +120,22 @@ class Library:
         return self._text_only
 
     @property
+    def audio_encoder(self) -> AudioEncoder | None:
+        """The audio tower bound to the active model's space, loaded on first use; None when no tower
+        is bound to it (the starter model) or its weights are missing (then ``audio_unavailable`` says
+        why: pictures still index, sounds wait until the weights are there)."""
+        if not self._audio_looked_up:
+            from clifs.engine.errors import ModelUnavailable
+            from clifs.engine.models.audio_registry import load_audio_encoder
+
+            try:
+                self._audio = load_audio_encoder(self.model, self.settings.device, self.settings.model_cache_dir)
+            except ModelUnavailable as exc:
+                self.audio_unavailable = str(exc)
+            self._audio_looked_up = True
+        return self._audio
+
+    @property
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
             vectors = VectorIndex(self.settings.vectors_dir, self.model.model_id, self.model.dim)
@@ -131,7 +152,12 @@ class Library:
     def searcher(self) -> Searcher:
         if self._searcher is None:
             self._searcher = Searcher(
-                self.catalog, self.vectors, lambda: self.model, lambda: self.encoder, self.settings.max_image_pixels
+                self.catalog,
+                self.vectors,
+                lambda: self.model,
+                lambda: self.encoder,
+                self.settings.max_image_pixels,
+                audio_encoder=self._audio_for_query,
             )
         return self._searcher
 
@@ -144,17 +170,32 @@ class Library:
             self._ocr = OcrEngine(self.settings.ocr_max_side, self.settings.ocr_threads)
         return self._ocr
 
+    def _audio_for_query(self) -> AudioEncoder:
+        """The audio tower for a sound query; ModelUnavailable (exit 2 in the CLI) when there is none."""
+        from clifs.engine.errors import ModelUnavailable
+
+        tower = self.audio_encoder
+        if tower is None:
+            raise ModelUnavailable(
+                self.audio_unavailable
+                or f"{self.model.display_name} has no audio tower, so it cannot search by or label a sound: choose "
+                "a model with one (shapes-vit-tiny; ViT-B-32:openai with Wav2CLIP's weights)"
+            )
+        return tower
+
     # -- reading --------------------------------------------------------------------------------------
     def search(
         self,
         text: str | None = None,
         image: str | Path | None = None,
         top: int = 20,
+        audio: str | Path | None = None,
         **filters,
     ) -> list[Hit]:
-        """Text, image or both; ``filters`` are the other fields of ``clifs.engine.search.Query``."""
+        """Text, image, a sound (``audio``: a file's path) or any mix; ``filters`` are the other fields
+        of ``clifs.engine.search.Query``."""
         self.vectors.catch_up(self.catalog)  # another process may be indexing
-        return self.searcher.search(Query(text=text, image=image, top=top, **filters))
+        return self.searcher.search(Query(text=text, image=image, audio=audio, top=top, **filters))
 
     def text_of(self, path: str | Path) -> list[tuple[float | None, list[tuple[str, float, list[list[int]]]]]]:
         """What was read in an indexed file: (video timestamp or None, [(text, confidence, box)]) per

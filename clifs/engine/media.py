@@ -31,6 +31,8 @@ IMAGE_EXTENSIONS = (
     | RAW_EXTENSIONS
 )
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg"})
+#: Sound files (clifs.engine.audio decodes them with PyAV), indexed when the model has an audio tower.
+AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".aiff", ".aif"})
 
 # A truncated JPEG must fail, not decode as grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -52,12 +54,14 @@ class MediaError(Exception):
 
 
 def kind_of(path: str | Path) -> str | None:
-    """'image', 'video' or None, by extension (case-insensitive)."""
+    """'image', 'video', 'audio' or None, by extension (case-insensitive)."""
     ext = os.path.splitext(str(path))[1].lower()
     if ext in IMAGE_EXTENSIONS:
         return "image"
     if ext in VIDEO_EXTENSIONS:
         return "video"
+    if ext in AUDIO_EXTENSIONS:
+        return "audio"
     return None
 
 

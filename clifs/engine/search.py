@@ -1,12 +1,15 @@
 """What happens when you type a query.
 
 1. The query becomes one vector: the text embedding (cached), the image
-   embedding (from the catalog when the file is indexed, else encoded), or a
-   weighted sum of both; a negative text is subtracted. Renormalised.
+   embedding (from the catalog when the file is indexed, else encoded), the
+   sound's (the mean of its windows through the audio tower bound to the
+   model: stored when indexed, else encoded), or a weighted sum; a negative
+   text is subtracted. Renormalised. Pictures and sounds share one space, so
+   every query kind reaches images, video moments and sounds.
 2. Filters (folder, kind, dates) become a set of allowed item ids, and FAISS
    searches among those only, so a narrow filter still fills the page.
-3. Video frames collapse to one hit per video at its best moment; the next
-   best moments of the same video ride along. A RAW and a JPEG of one shot
+3. Video frames and windows of sound collapse to one hit per video or audio
+   file at its best moment; the next best moments of the same file ride along. A RAW and a JPEG of one shot
    (same folder, same name) are one hit; near-duplicate copies of a photo
    (clifs.engine.duplicates) are one hit listing the others, unless
    ``all_copies``.
@@ -25,9 +28,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from clifs.engine.audio import read_sound
 from clifs.engine.catalog import Catalog, ImageFacts, ItemInfo
 from clifs.engine.duplicates import best_first
-from clifs.engine.media import open_image
+from clifs.engine.media import MediaError, open_image
+from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.models.numpy_ops import l2_normalise
 from clifs.engine.paths import canonical_file, canonical_folder
@@ -38,20 +43,26 @@ from clifs.engine.vectors import VectorIndex
 SORTS = ("score", "taken")
 
 
+class SoundQueryError(MediaError):
+    """The sound given as a query cannot be used (undecodable, or silent); the message says why."""
+
+
 @dataclass
 class Moment:
     timestamp: float
     score: float
     item_id: int
+    matched: str = "picture"  # or "sound": a window of sound starting at ``timestamp``
 
 
 @dataclass
 class Hit:
     path: str
     score: float
-    kind: str  # "image" | "video"
+    kind: str  # "image" | "video" | "audio"
     item_id: int
-    timestamp: float | None = None  # seconds, for a video moment
+    timestamp: float | None = None  # seconds, for a video or audio moment (where a window of sound starts)
+    matched: str = "picture"  # what the best moment matched: "picture" (an image, a frame) or "sound"
     moments: list[Moment] = field(default_factory=list)  # other good moments of the same video, best first
     size: int = 0
     mtime: float = 0.0
@@ -80,7 +91,9 @@ class Hit:
         out.pop("taken_at")
         out.pop("dup_group")
         out["score"] = round(float(self.score), 6)
-        out["moments"] = [{"timestamp": m.timestamp, "score": round(float(m.score), 6)} for m in self.moments]
+        out["moments"] = [
+            {"timestamp": m.timestamp, "score": round(float(m.score), 6), "matched": m.matched} for m in self.moments
+        ]
         if self.timestamp is None:
             out.pop("timestamp")
             out.pop("moments")
@@ -91,11 +104,13 @@ class Hit:
 class Query:
     text: str | None = None
     image: str | Path | Image.Image | None = None
+    audio: str | Path | None = None  # a sound file (or a video, its soundtrack) to search by
+    audio_weight: float = 0.5  # share of the sound when it is combined with text or an image
     negative: str | None = None  # "beach -people": push away from this text
     image_weight: float = 0.5  # share of the image when text and image are combined
     top: int = 20
     folder: str | None = None
-    kind: str | None = None  # "image" | "video"
+    kind: str | None = None  # "image" | "video" | "audio" (every window of sound: audio files and soundtracks)
     modified_after: float | None = None
     modified_before: float | None = None
     #: When it was taken: "2019", "2019-07", "2019-07-14", a date, or wall-clock seconds. As in a mail search,
@@ -122,7 +137,7 @@ class Query:
         )
 
     def is_empty(self) -> bool:
-        return not (self.text and self.text.strip()) and self.image is None
+        return not (self.text and self.text.strip()) and self.image is None and self.audio is None
 
 
 class Searcher:
@@ -139,11 +154,13 @@ class Searcher:
         text_encoder: Callable[[], TextEncoder],
         image_encoder: Callable[[], Encoder],
         max_image_pixels: int = 120_000_000,
+        audio_encoder: Callable[[], AudioEncoder] | None = None,
     ):
         self.catalog = catalog
         self.vectors = vectors
         self._text_encoder = text_encoder
         self._image_encoder = image_encoder
+        self._audio_encoder = audio_encoder
         self.max_image_pixels = max_image_pixels
         self._text_cache: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -169,12 +186,39 @@ class Searcher:
                 return l2_normalise(stored)
         return self._image_encoder().encode_pil([open_image(path, self.max_image_pixels)])[0]
 
+    def audio_vector(self, audio: str | Path) -> np.ndarray:
+        """The mean of a sound's windows: stored when the file is indexed, else encoded by the audio tower.
+
+        Raises ``SoundQueryError`` when the file cannot be decoded or is silent, and ``ModelUnavailable``
+        when the model has no audio tower."""
+        path = canonical_file(audio)
+        ids = np.array(self.catalog.item_ids_of_path(path, modality="sound"), np.int64)
+        if len(ids):
+            stored = self._stored_vectors(ids)
+            if np.all(np.abs(stored).sum(axis=1) > 0):
+                return l2_normalise(l2_normalise(stored).mean(axis=0))
+        if self._audio_encoder is None:
+            raise SoundQueryError("this searcher was made without an audio tower")
+        tower = self._audio_encoder()
+        try:
+            sound = read_sound(path, tower.sample_rate, tower.window_seconds)
+        except MediaError as exc:
+            raise SoundQueryError(str(exc)) from None
+        if sound.silent:
+            raise SoundQueryError("it is silent: there is no sound in it to search by")
+        return l2_normalise(tower.encode_audio(sound.windows).mean(axis=0))
+
     def query_vector(self, query: Query) -> np.ndarray:
         parts = []
         if query.text and query.text.strip():
             parts.append((1.0 - query.image_weight if query.image is not None else 1.0, self.text_vector(query.text)))
         if query.image is not None:
             parts.append((query.image_weight if parts else 1.0, self.image_vector(query.image)))
+        if query.audio is not None:
+            sound = self.audio_vector(query.audio)
+            parts = [((1.0 - query.audio_weight) * w, v) for w, v in parts] + [
+                (query.audio_weight if parts else 1.0, sound)
+            ]
         vec = sum(w * v for w, v in parts)
         if query.negative and query.negative.strip():
             vec = l2_normalise(vec) - 0.5 * self.text_vector(query.negative)
@@ -281,6 +325,7 @@ def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInf
                 kind=info.kind,
                 item_id=item_id,
                 timestamp=info.timestamp,
+                matched=info.modality,
                 size=info.size,
                 mtime=info.mtime,
                 width=info.width,
@@ -294,7 +339,7 @@ def _group_by_file(scores: np.ndarray, ids: np.ndarray, infos: dict[int, ItemInf
                 dup_group=info.dup_group,
             )
         elif info.timestamp is not None and len(hit.moments) < moments:
-            hit.moments.append(Moment(info.timestamp, score, item_id))
+            hit.moments.append(Moment(info.timestamp, score, item_id, info.modality))
     return list(by_path.values())  # insertion order is best-first
 
 

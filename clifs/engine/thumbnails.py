@@ -3,7 +3,7 @@
 A thumbnail is keyed by the file's path, mtime and size (and the timestamp of
 a video frame), so an edited file gets a fresh thumbnail and an unchanged one
 is decoded once, ever. Videos are seeked to the moment, not decoded from the
-start. No Qt here: the GUI loads the cached JPEG in its own worker threads.
+start; a sound is drawn as its waveform, the moment marked. No Qt here: the GUI loads the cached JPEG in its own worker threads.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from clifs.engine.media import check_regular_file, kind_of, open_image
 
 THUMB_SIZE = 256
+#: The waveform's colours: background, the sound, the moment of the hit.
+WAVE_BACKGROUND, WAVE_INK, WAVE_MOMENT = (32, 36, 44), (110, 190, 255), (255, 190, 60)
 
 
 class ThumbnailCache:
@@ -60,7 +62,28 @@ class ThumbnailCache:
             from clifs.engine.video import read_frame
 
             image = read_frame(path, timestamp or 0.0)
+        elif kind_of(path) == "audio":
+            return render_waveform(path, timestamp, self.size, self.size * 3 // 4)
         else:
             image = open_image(path, self.max_image_pixels, min_side=self.size)
         image.thumbnail((self.size, self.size), Image.Resampling.LANCZOS)
         return image
+
+
+def render_waveform(path: str | Path, timestamp: float | None, width: int, height: int) -> Image.Image:
+    """A sound's waveform (peak level across its length, mirrored about the middle), with a marker
+    at ``timestamp`` seconds when given. Raises ``MediaError`` when the sound cannot be decoded."""
+    from clifs.engine.audio import waveform
+
+    peaks, duration = waveform(path, points=width)
+    image = Image.new("RGB", (width, height), WAVE_BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    middle, reach = height / 2, height * 0.45
+    scale = 1.0 / max(float(peaks.max()), 1e-3)  # quiet recordings fill the picture too
+    for x, peak in enumerate(peaks):
+        half = max(peak * scale * reach, 0.5)
+        draw.line([(x, middle - half), (x, middle + half)], fill=WAVE_INK)
+    if timestamp is not None and duration > 0:
+        x = min(width - 1, round(timestamp / duration * width))
+        draw.rectangle([x - 1, 0, x + 1, height], fill=WAVE_MOMENT)
+    return image

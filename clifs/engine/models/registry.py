@@ -37,6 +37,10 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {
     "starter": Backend("clifs.engine.models.starter:load", "the offline ConSE starter model (not CLIP)"),
     "shapes-vit-tiny": Backend("clifs.engine.models.testmodel:load", "the trained shapes-world test model in assets/"),
+    "imagebind": Backend(
+        "clifs.engine.models.imagebind:load",
+        "ImageBind huge: images, text and sounds in its own space (CC-BY-NC weights)",
+    ),
     "multilingual": Backend(
         "clifs.engine.models.registry:load_multilingual", f"CLIP {MULTILINGUAL_MODEL}: queries in 100 languages"
     ),

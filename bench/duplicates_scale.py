@@ -70,7 +70,9 @@ def main() -> None:
             found = {tuple(p) for p in pairs.tolist()}
             row = {
                 "n": n,
-                "index": "exact" if n <= (limit or EXACT_LIMIT) else "IVF-Flat, 2*sqrt(n) lists, own list + border list",
+                "index": "exact"
+                if n <= (limit or EXACT_LIMIT)
+                else "IVF-Flat, 2*sqrt(n) lists, own list + border list",
                 "search_s": round(search_s, 2),
                 "union_find_s": round(group_s, 3),
                 "pairs": len(found),

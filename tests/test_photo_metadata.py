@@ -217,7 +217,9 @@ def test_search_hits_carry_taken_camera_and_position(dated):
     hits = {Path(h["path"]).name: h for h in _search(dated[0])}
     paris = hits["paris.jpg"]
     assert paris["taken"] == "2019-07-14T23:30:00+02:00" and paris["camera"] == "Apple iPhone 12"
-    assert paris["latitude"] == pytest.approx(48.8584, abs=1e-3) and paris["longitude"] == pytest.approx(2.2945, abs=1e-3)
+    assert paris["latitude"] == pytest.approx(48.8584, abs=1e-3) and paris["longitude"] == pytest.approx(
+        2.2945, abs=1e-3
+    )
     assert hits["today.png"]["taken_from"] == "mtime" and hits["today.png"]["camera"] is None
 
 

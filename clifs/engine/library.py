@@ -67,7 +67,11 @@ class Library:
 
             s = self.settings
             onnx = use_onnx(s.runtime, s.device)
-            exported = model_cache.load(s.model_cache_dir, s.model, s.precision, s.threads, self._torch_encoder) if onnx else None
+            exported = (
+                model_cache.load(s.model_cache_dir, s.model, s.precision, s.threads, self._torch_encoder)
+                if onnx
+                else None
+            )
             if exported is None:
                 whole = self._torch_encoder()
                 if onnx:  # just exported: from now on the same towers as every later run

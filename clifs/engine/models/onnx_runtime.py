@@ -11,6 +11,7 @@ Sessions are created on first use, so opening a record costs a JSON read.
 from __future__ import annotations
 
 import html
+import logging
 import os
 import re
 import threading
@@ -22,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 from clifs.engine.models.base import DenseFeatures, Encoder, TextEncoder
+
+log = logging.getLogger(__name__)
 
 #: How each precision's graph is named in a record.
 GRAPH_FILES = {"image": {"fp32": "visual.onnx", "int8": "visual.int8.onnx"},
@@ -91,7 +94,13 @@ class _LazySession:
 
         Not a daemon: a process that exits while ONNX Runtime is still building the session would
         abort ("terminate called without an active exception"); the interpreter waits for it instead."""
-        threading.Thread(target=self.get, name="clifs-model-load").start()
+        threading.Thread(target=self._warm, name="clifs-model-load").start()
+
+    def _warm(self) -> None:
+        try:
+            self.get()
+        except Exception as exc:  # a damaged graph: the first real use raises it where it is handled
+            log.debug("warming up %s failed: %s", self.path, exc)
 
     def run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
         return self.get().run(None, feeds)[0]

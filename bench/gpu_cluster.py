@@ -19,7 +19,6 @@ Fetch Ray's wheels beforehand on a machine with a registry (about 120 MB: ray an
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
@@ -103,25 +102,14 @@ def index_rate(spec: str, folder: Path, batch: int, workers: int, cluster: bool)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--download", type=Path, metavar="DIR", help="fetch Ray's wheels for the GPU machine, then exit"
-    )
-    parser.add_argument("--install", type=Path, metavar="DIR", help="install Ray from those wheels, then run")
-    parser.add_argument("--images", type=int, default=8192)
-    parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=16, help="in-process decode threads")
-    parser.add_argument("--model", default="ViT-B-32")
-    args = parser.parse_args()
-    if args.download:
-        download(args.download)
+    from gpu_index import gpu_arguments, make_jpegs
+
+    args = gpu_arguments(__doc__, 8192, download, install)  # --download: Ray's wheels for the GPU machine
+    if args is None:
         return
-    if args.install:
-        install(args.install)
 
     import open_clip
     import torch
-    from gpu_index import make_jpegs
     from safetensors.torch import save_file
 
     assert torch.cuda.is_available(), "no CUDA device"

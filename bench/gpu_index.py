@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -130,22 +131,32 @@ def service(encoder, folder: Path, batch: int, workers: int) -> float:
     return status.done / elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def gpu_arguments(
+    doc: str, images: int, download: Callable[[Path], None], install: Callable[[Path], None]
+) -> argparse.Namespace | None:
+    """The options the GPU benchmarks share; runs ``--download`` (then None: nothing more to do) and ``--install``."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--download", type=Path, metavar="DIR", help="fetch the wheels the GPU machine lacks, then exit"
     )
     parser.add_argument("--install", type=Path, metavar="DIR", help="install those wheels from DIR, then run")
-    parser.add_argument("--images", type=int, default=4096)
+    parser.add_argument("--images", type=int, default=images)
     parser.add_argument("--batch", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=16, help="decode threads")
+    parser.add_argument("--workers", type=int, default=16, help="in-process decode threads")
     parser.add_argument("--model", default="ViT-B-32")
     args = parser.parse_args()
     if args.download:
         download(args.download)
-        return
+        return None
     if args.install:
         install(args.install)
+    return args
+
+
+def main() -> None:
+    args = gpu_arguments(__doc__, 4096, download, install)
+    if args is None:
+        return
 
     import torch
 

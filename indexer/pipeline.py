@@ -248,6 +248,7 @@ class Pipeline:
         budget = max(2 * self.batch_size, 4 * self.workers)
         if files:
             _ = self.encoder  # loaded here, once, before the decode threads use its preprocessing
+        if any(f.kind in ("video", "audio") for f in files):
             _ = self.audio_encoder  # and the audio tower, before the threads cut windows to its length
 
         def cost(f: DiskFile) -> int:
@@ -274,7 +275,8 @@ class Pipeline:
                     pending.cancel()
 
     def _decode(self, f: DiskFile) -> _Decoded | Failed:
-        read = read_media(f, self.library.settings.max_image_pixels, self.audio_encoder)
+        hears = f.kind in ("video", "audio")  # a picture-only run never loads the audio tower
+        read = read_media(f, self.library.settings.max_image_pixels, self.audio_encoder if hears else None)
         if isinstance(read, Failed):
             return read
         tensors = [self.encoder.preprocess(im) for im in read.images]

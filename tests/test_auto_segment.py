@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clifs.engine.config import Settings
-from clifs.engine.library import Library
 from clifs.engine.vision.boxes import box_iou
 from clifs.engine.vision.regions import auto_segment
 from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from tests.conftest import TEST_MODEL, run_clifs
+from tests.conftest import run_clifs
 
 WAIT_MS = 60_000
 SEED = HELD_OUT_SEED_BASE + 62_000  # not the bench's seeds
@@ -115,22 +113,10 @@ def test_segment_auto_usage_errors_exit_2(scene_file, tmp_path):
 
 
 def test_whats_in_it_on_the_detail_pane(qtbot, scene_file, tmp_path, test_encoder, monkeypatch):
-    from gui.main_window import MainWindow
-    from indexer.pipeline import Pipeline
+    from tests.gui_helpers import indexed_window
 
     _, path, scene = scene_file
-    home = tmp_path / "home"
-    monkeypatch.setenv("CLIFS_HOME", str(home))
-    settings = Settings.load(home)
-    settings.model = TEST_MODEL
-    library = Library(settings, encoder=test_encoder)
-    library.catalog.add_folder(str(path.parent))
-    Pipeline(library).index_folders([str(path.parent)])
-    window = MainWindow(library, open_url=lambda url: True, watch=False)
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT_MS)
+    with indexed_window(qtbot, monkeypatch, tmp_path / "home", path.parent, test_encoder) as window:
         window.set_query_image(str(path))  # no text: masks and boxes are off, "What's in it?" is not
         qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=WAIT_MS)
         window.view.setCurrentIndex(window.results.index(0))
@@ -150,6 +136,3 @@ def test_whats_in_it_on_the_detail_pane(qtbot, scene_file, tmp_path, test_encode
 
         vision.buttons["regions"].click()  # off again: the plain preview
         assert window.detail.preview.image() == plain and not vision.found.isVisible()
-    finally:
-        window.shutdown()
-        library.close()

@@ -111,31 +111,14 @@ def test_the_multilingual_model_is_a_named_choice(tmp_path):
 def test_typing_chinese_in_the_window_finds_red_circles(qtbot, tmp_path, test_encoder, monkeypatch):
     from PySide6.QtCore import Qt
 
-    from clifs.engine.config import Settings
-    from clifs.engine.library import Library
-    from gui.main_window import MainWindow
-    from indexer.pipeline import Pipeline
+    from tests.gui_helpers import indexed_window
 
     photos = tmp_path / "photos"
     singles = write_single_objects(photos)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CLIFS_HOME", str(home))
-    settings = Settings.load(home)
-    settings.model = testmodel.NAME
-    library = Library(settings, encoder=test_encoder)
-    library.catalog.add_folder(str(photos))
-    Pipeline(library).index_folders([str(photos)])
-    window = MainWindow(library, open_url=lambda url: True, watch=False)
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        qtbot.waitUntil(lambda: window.indexer is not None, timeout=60_000)
+    with indexed_window(qtbot, monkeypatch, tmp_path / "home", photos, test_encoder) as window:
         # An input method commits Chinese as text, not as key presses (QTest cannot type it either).
         window.search_field.insert("一个红色的圆")
         qtbot.keyClick(window.search_field, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=60_000)
         assert window.results.hit(0).path == str(singles["red circle"])
         assert "English only" not in window.statusBar().currentMessage()
-    finally:
-        window.shutdown()
-        library.close()

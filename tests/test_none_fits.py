@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 
-from clifs.engine.config import Settings
-from clifs.engine.library import Library
 from clifs.engine.vision.labels import (
     CLIP_RULE,
     TEST_MODEL_RULE,
@@ -20,7 +18,7 @@ from clifs.engine.vision.labels import (
 )
 from devkit.none_fits import MEASURE_SEED, rates, shapes_trials
 from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
-from tests.conftest import TEST_MODEL, run_clifs, write_single_objects
+from tests.conftest import run_clifs, write_single_objects
 
 WAIT_MS = 60_000
 #: The issue's goals: "none fits" said for >= 90% of lists without the true label, <= 5% of lists with it.
@@ -101,25 +99,13 @@ def test_label_json_has_fits_and_the_text_says_none_of_these_fits(single_files, 
 
 
 def test_the_detail_pane_says_none_of_these_fits_for_an_empty_picture(qtbot, tmp_path, test_encoder, monkeypatch):
-    from gui.main_window import MainWindow
-    from indexer.pipeline import Pipeline
+    from tests.gui_helpers import indexed_window
 
     photos = tmp_path / "photos"
     singles = write_single_objects(photos)
     empty = next(iter_scenes(HELD_OUT_SEED_BASE + 42_100, 1, size=96, n_objects=0)).image
     empty.save(photos / "empty.png")
-    home = tmp_path / "home"
-    monkeypatch.setenv("CLIFS_HOME", str(home))
-    settings = Settings.load(home)
-    settings.model = TEST_MODEL
-    library = Library(settings, encoder=test_encoder)
-    library.catalog.add_folder(str(photos))
-    Pipeline(library).index_folders([str(photos)])
-    window = MainWindow(library, open_url=lambda url: True, watch=False)
-    qtbot.addWidget(window)
-    window.show()
-    try:
-        qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT_MS)
+    with indexed_window(qtbot, monkeypatch, tmp_path / "home", photos, test_encoder) as window:
         for path, expected in ((photos / "empty.png", "none"), (singles["green square"], "green square")):
             window.set_query_image(str(path))
             qtbot.waitUntil(lambda p=path: window.results.rowCount() > 0 and window.results.hit(0).path == str(p),
@@ -135,9 +121,6 @@ def test_the_detail_pane_says_none_of_these_fits_for_an_empty_picture(qtbot, tmp
                 assert "none of these fits" not in labels.text()
             window.clear_query_image()
             qtbot.waitUntil(lambda: window.results.rowCount() == 0, timeout=WAIT_MS)
-    finally:
-        window.shutdown()
-        library.close()
 
 
 def test_fits_is_the_same_through_the_python_api(test_encoder, single_files):

@@ -112,23 +112,30 @@ def test_search_with_allowed_ids_and_exact_scores(tmp_path, catalog):
     assert list(scores) == sorted(scores, reverse=True)
 
 
-def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
-    import clifs.engine.vectors
-
-    monkeypatch.setattr(clifs.engine.vectors, "ANN_THRESHOLD", 1000)
-    rng = np.random.default_rng(4)
-    centres = l2_normalise(rng.normal(size=(20, DIM)))
-    files = [
+def _clustered_files(
+    rng: np.random.Generator, dim: int, spread: float, n: int = 3000
+) -> tuple[np.ndarray, list[IndexedFile]]:
+    """20 random centres, and ``n`` one-picture files whose vectors lie around them, ``spread`` apart."""
+    centres = l2_normalise(rng.normal(size=(20, dim)))
+    return centres, [
         IndexedFile(
             f"/p/{i}.jpg",
             "image",
             1,
             1.0,
             None,
-            [NewItem(None, l2_normalise(centres[i % 20] + 0.3 * rng.normal(size=DIM)))],
+            [NewItem(None, l2_normalise(centres[i % 20] + spread * rng.normal(size=dim)))],
         )
-        for i in range(3000)
+        for i in range(n)
     ]
+
+
+def test_ann_index_past_threshold_keeps_recall(tmp_path, catalog, monkeypatch):
+    import clifs.engine.vectors
+
+    monkeypatch.setattr(clifs.engine.vectors, "ANN_THRESHOLD", 1000)
+    rng = np.random.default_rng(4)
+    _, files = _clustered_files(rng, DIM, spread=0.3)
     catalog.commit_indexed(files, MODEL)
     index = VectorIndex(tmp_path / "vec", MODEL, DIM)
     index.sync(catalog)
@@ -156,18 +163,7 @@ def test_pq_index_past_its_threshold_re_scores_a_longer_shortlist_and_survives_a
     monkeypatch.setattr(clifs.engine.vectors, "PQ_THRESHOLD", 1000)
     dim = 64  # 8 sub-quantizers of 8 dimensions: 8 bytes a vector
     rng = np.random.default_rng(5)
-    centres = l2_normalise(rng.normal(size=(20, dim)))  # clustered as in bench/scale_index.py, queries near a centre
-    files = [
-        IndexedFile(
-            f"/p/{i}.jpg",
-            "image",
-            1,
-            1.0,
-            None,
-            [NewItem(None, l2_normalise(centres[i % 20] + 2.4 / np.sqrt(dim) * rng.normal(size=dim)))],
-        )
-        for i in range(3000)
-    ]
+    centres, files = _clustered_files(rng, dim, spread=2.4 / np.sqrt(dim))  # as in bench/scale_index.py
     catalog.commit_indexed(files, MODEL)
     index = VectorIndex(tmp_path / "vec", MODEL, dim)
     index.sync(catalog)

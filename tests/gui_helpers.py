@@ -1,0 +1,39 @@
+"""A real window on a folder indexed in this process, for the GUI tests that need only that."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clifs.engine.config import Settings
+from clifs.engine.library import Library
+from tests.conftest import TEST_MODEL
+
+WAIT_MS = 60_000
+
+
+@contextlib.contextmanager
+def indexed_window(qtbot, monkeypatch: pytest.MonkeyPatch, home: Path, folder: Path, encoder) -> Iterator:
+    """Index ``folder`` into ``home`` with ``encoder`` (the test model), open a MainWindow on it and
+    wait for its indexer; shut both down afterwards."""
+    from gui.main_window import MainWindow
+    from indexer.pipeline import Pipeline
+
+    monkeypatch.setenv("CLIFS_HOME", str(home))
+    settings = Settings.load(home)
+    settings.model = TEST_MODEL
+    library = Library(settings, encoder=encoder)
+    library.catalog.add_folder(str(folder))
+    Pipeline(library).index_folders([str(folder)])
+    window = MainWindow(library, open_url=lambda url: True, watch=False)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT_MS)
+        yield window
+    finally:
+        window.shutdown()
+        library.close()

@@ -247,3 +247,34 @@ def test_a_heic_thumbnail_large_enough_for_the_model_is_used(tmp_path):
     assert small.size == (320, 240) and small.info["original_size"] == (640, 480)
     assert _likeness(small, picture) > 0.95
     assert open_image(tmp_path / "phone.heic", min_side=400).size == (640, 480)  # a preview wants more
+
+
+def test_the_shots_of_many_photos_come_from_one_query_with_the_same_answers(tmp_path):
+    """``Catalog.same_shots`` (one UNION ALL for every candidate of a search) gives each photo exactly the
+    other files of its own shot: not a longer stem, a double extension, a folder named like the shot, or a
+    failed file."""
+    from clifs.engine.catalog import Catalog, IndexedFile, NewItem
+
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    folder = str(tmp_path / "photos")
+
+    def photo(name: str) -> IndexedFile:
+        item = NewItem(None, np.ones(4, np.float32))
+        return IndexedFile(os.path.join(folder, name), "image", 1, 0.0, name, [item])
+
+    names = ["IMG_1.JPG", "IMG_1.CR2", "IMG_1.xmp.JPG", "IMG_10.JPG", "IMG_1.d/IMG_1.JPG", "IMG_2.JPG", "IMG_2.DNG"]
+    names += [f"other_{i}.jpg" for i in range(30)]  # enough ranges that an OR would scan the whole table
+    catalog.commit_indexed([photo(n) for n in names], "m")
+    catalog.record_failure(os.path.join(folder, "IMG_2.HEIC"), "image", 1, 0.0, "corrupt")
+
+    asked = [os.path.join(folder, n) for n in ["IMG_1.JPG", "IMG_2.DNG", "IMG_10.JPG", "other_3.jpg", "noext"]]
+    shots = catalog.same_shots(asked)
+    named = {os.path.basename(p): [os.path.relpath(s, folder) for s in shot] for p, shot in shots.items()}
+    assert named == {
+        "IMG_1.JPG": ["IMG_1.CR2"],
+        "IMG_2.DNG": ["IMG_2.JPG"],
+        "IMG_10.JPG": [],
+        "other_3.jpg": [],
+        "noext": [],
+    }
+    catalog.close()

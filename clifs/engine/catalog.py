@@ -9,6 +9,7 @@ patched from ``Embedding.generation`` and ``Tombstone`` rows when it is behind.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -27,12 +28,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    bindparam,
     create_engine,
     delete,
     event,
     func,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.exc import DatabaseError, OperationalError, StatementError
@@ -363,6 +366,29 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _shot_prefix(path: str) -> str | None:
+    """``folder/IMG_1.`` for ``folder/IMG_1.JPG``: the start of the range its shot's files share."""
+    folder, name = os.path.split(path)
+    stem, ext = os.path.splitext(name)
+    return os.path.join(folder, stem + ".") if stem and ext else None
+
+
+@functools.lru_cache(maxsize=256)
+def _shot_ranges(n: int):
+    """The paths of ``ok`` files in ``n`` path ranges (bound as low0, high0, ...). Built once per ``n``:
+    building SQLAlchemy's expression for 50 ranges took longer than running it."""
+    return union_all(
+        *(
+            select(File.path).where(
+                File.path >= bindparam(f"low{i}", type_=FsPath()),
+                File.path < bindparam(f"high{i}", type_=FsPath()),
+                File.status == "ok",
+            )
+            for i in range(n)
+        )
+    )
 
 
 def _under(column, folder: str):
@@ -860,20 +886,31 @@ class Catalog:
             )
             return [(r[0], r[1]) for r in rows]
 
-    def same_shot(self, path: str) -> list[str]:
-        """Other files of ``path``'s shot: same folder, same name before the extension ("IMG_1.CR2" for
-        "IMG_1.JPG"), by path. A range on the path bytes: ``folder/IMG_1.`` up to ``folder/IMG_1/``."""
-        folder, name = os.path.split(path)
-        stem, ext = os.path.splitext(name)
-        if not stem or not ext:
-            return []
-        low = os.path.join(folder, stem + ".")
-        high = os.path.join(folder, stem + "/")
+    def same_shots(self, paths: Iterable[str]) -> dict[str, list[str]]:
+        """Each path's other files of its shot: same folder, same name before the extension ("IMG_1.CR2"
+        for "IMG_1.JPG"), by path. A range on the path index per shot (``folder/IMG_1.`` up to
+        ``folder/IMG_1/``), all in one query: a UNION ALL, because SQLite scans the whole table for an OR
+        of more than a few ranges."""
+        out: dict[str, list[str]] = {}
+        by_prefix: dict[str, list[str]] = {}
+        for path in paths:
+            out[path] = []
+            prefix = _shot_prefix(path)
+            if prefix:
+                by_prefix.setdefault(prefix, []).append(path)
+        prefixes = list(by_prefix)
         with self.session() as s:
-            rows = s.scalars(
-                select(File.path).where(File.path >= low, File.path < high, File.status == "ok").order_by(File.path)
-            )
-            return [p for p in rows if p != path and "." not in p[len(low) :] and os.sep not in p[len(low) :]]
+            for start in range(0, len(prefixes), 200):  # two bound values a range, under SQLite's 999
+                lows = prefixes[start : start + 200]
+                params = {f"low{i}": low for i, low in enumerate(lows)}
+                params.update({f"high{i}": low[:-1] + "/" for i, low in enumerate(lows)})
+                for found in s.scalars(_shot_ranges(len(lows)), params):
+                    for path in by_prefix.get(_shot_prefix(found) or "", []):
+                        if found != path:
+                            out[path].append(found)
+        for shot in out.values():
+            shot.sort()
+        return out
 
     # -- near-duplicates (schema 3) -------------------------------------------------------------
     def image_embeddings(

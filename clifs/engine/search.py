@@ -272,6 +272,8 @@ class Searcher:
 
     def _fold_copies(self, hits: list[Hit], all_copies: bool) -> list[Hit]:
         """One hit per shot (a RAW beside its JPEG) and, unless ``all_copies``, per near-duplicate group.
+        The shots of all candidates are one catalog query: a query per hit was 2/3 of a warm text query's
+        time at 1M (56 candidates for 10 hits).
 
         A group's hit takes the place of its best-scoring copy, with that score; it shows the best copy
         (most pixels, then oldest) among the copies the search found (so it passed the filters), and
@@ -282,6 +284,7 @@ class Searcher:
                 if hit.dup_group is not None:
                     by_group.setdefault(hit.dup_group, []).append(hit)
         members = self.catalog.duplicate_members(by_group) if by_group else {}
+        shots = self.catalog.same_shots(h.path for h in hits if h.kind == "image")
         out: list[Hit] = []
         folded: set[str] = set()
         for hit in hits:
@@ -296,7 +299,7 @@ class Searcher:
                 folded.update(h.path for h in found)
                 hit = best
             if hit.kind == "image":
-                hit.same_shot = self.catalog.same_shot(hit.path)
+                hit.same_shot = shots.get(hit.path, [])
                 hit.duplicates = [p for p in hit.duplicates if p not in hit.same_shot]
                 folded.update(hit.same_shot)
             folded.update(hit.duplicates)

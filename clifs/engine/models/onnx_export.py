@@ -14,6 +14,7 @@ read at run time. Checked at several batch sizes and text lengths before anythin
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -180,10 +181,22 @@ def _export_image(encoder: Encoder, parts: OnnxParts, folder: Path, probes: list
     return spec
 
 
+def compact_tokenizer_json(text: str) -> str:
+    """The same tokenizer in the JSON ``tokenizers`` reads fastest: no indentation, and a BPE's merges as
+    "a b" strings rather than pairs where no piece holds a space. CLIP's read in 59 ms instead of 104,
+    on the path of every cold text search. The export's probes check the result against torch."""
+    data = json.loads(text)
+    model = data.get("model") or {}
+    merges = model.get("merges")
+    if model.get("type") == "BPE" and merges and all(isinstance(m, list) and " " not in "".join(m) for m in merges):
+        model["merges"] = [" ".join(m) for m in merges]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 def _export_text(encoder: Encoder, parts: OnnxParts, folder: Path, probes: list[str], tolerance: float):
     from clifs.engine.models.model_cache import TOKENIZER_FILE
 
-    (folder / TOKENIZER_FILE).write_text(parts.tokenizer_json, encoding="utf-8")
+    (folder / TOKENIZER_FILE).write_text(compact_tokenizer_json(parts.tokenizer_json), encoding="utf-8")
     tokenizer = Tokenizer(folder / TOKENIZER_FILE, parts.tokenizer)
     sample = tokenizer(["a photo of a dog", "two words"])
     inputs = list(sample)

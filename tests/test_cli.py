@@ -139,3 +139,30 @@ def test_unknown_model_and_missing_file_exit_2(tmp_path):
     assert proc.returncode == 2 and "Unknown model" in proc.stderr
     proc = run_clifs(tmp_path / "home", "search", "x", "--model", f"ViT-B-32:{tmp_path}/missing.pt")
     assert proc.returncode == 2 and "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_each_command_parses_with_only_its_own_module():
+    """`clifs COMMAND` builds only COMMAND's parser (a cold search's start): the map it uses names every
+    command each module registers, and a command's parser alone accepts what the whole one does."""
+    import argparse
+    import importlib
+
+    from clifs.cli.main import COMMAND_MODULES, COMMANDS, build_parser
+
+    registered = {}
+    for name in COMMAND_MODULES:
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(name).register(sub)
+        registered.update(dict.fromkeys(sub.choices, name))
+    assert registered == COMMANDS
+
+    argv = ["-v", "search", "a red circle", "--top", "3", "--kind", "video"]
+    alone, whole = build_parser(argv).parse_args(argv), build_parser().parse_args(argv)
+    assert (alone.command, alone.text, alone.top, alone.kind, alone.verbose) == (
+        "search",
+        "a red circle",
+        3,
+        "video",
+        True,
+    )
+    assert vars(alone) == vars(whole)

@@ -71,7 +71,7 @@ def fill_catalog(library: Library, n: int, model_id: str, rng: np.random.Generat
                     for i, v in zip(ids, vecs)
                 ],
             )
-        conn.execute(Meta.__table__.update().where(Meta.key == "generation").values(value="1"))
+        conn.execute(Meta.update().where(Meta.c.key == "generation").values(value="1"))
     return centres
 
 

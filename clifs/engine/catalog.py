@@ -3,7 +3,7 @@
 Folders, files, items (an image, or one sampled video frame with its timestamp)
 and each item's embedding per model as a float16 blob. Every write transaction
 bumps ``generation``; the FAISS cache records the generation it reflects and is
-patched from ``Embedding.generation`` and ``Tombstone`` rows when it is behind.
+patched from ``Embedding.c.generation`` and ``Tombstone`` rows when it is behind.
 """
 
 from __future__ import annotations
@@ -21,25 +21,30 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import (
+    Boolean,
+    Column,
     Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
+    Table,
     bindparam,
     create_engine,
     delete,
     event,
     func,
+    insert,
     select,
     text,
     union_all,
     update,
 )
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DatabaseError, OperationalError, StatementError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from clifs.engine.errors import CatalogError
@@ -70,117 +75,117 @@ class FsPath(TypeDecorator):
         return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
-class Base(DeclarativeBase):
-    pass
+#: Every table of the catalog (SQLAlchemy Core: the ORM's import alone was ~0.15 s of every command's start).
+metadata = MetaData()
 
+SchemaVersion = Table("schema_version", metadata, Column("version", Integer, primary_key=True))
 
-class SchemaVersion(Base):
-    __tablename__ = "schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+Meta = Table(
+    "meta",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("value", String, nullable=False),
+)
 
+Folder = Table(
+    "folders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", FsPath, nullable=False, unique=True),
+    Column("paused", Boolean, nullable=False, default=False),
+    Column("added_at", Float, nullable=False, default=time.time),
+)
 
-class Meta(Base):
-    __tablename__ = "meta"
-    key: Mapped[str] = mapped_column(String, primary_key=True)
-    value: Mapped[str] = mapped_column(String)
-
-
-class Folder(Base):
-    __tablename__ = "folders"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(FsPath, unique=True)
-    paused: Mapped[bool] = mapped_column(default=False)
-    added_at: Mapped[float] = mapped_column(Float, default=time.time)
-
-
-class File(Base):
-    __tablename__ = "files"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    path: Mapped[str] = mapped_column(FsPath, unique=True)
-    size: Mapped[int] = mapped_column(Integer)
-    mtime: Mapped[float] = mapped_column(Float)
-    content_hash: Mapped[str | None] = mapped_column(String, index=True)
-    kind: Mapped[str] = mapped_column(String)  # "image" | "video" | "audio"
-    status: Mapped[str] = mapped_column(String)  # "ok" | "failed"
-    error: Mapped[str | None] = mapped_column(String, default=None)
-    width: Mapped[int | None] = mapped_column(Integer, default=None)
-    height: Mapped[int | None] = mapped_column(Integer, default=None)
-    duration: Mapped[float | None] = mapped_column(Float, default=None)  # seconds, videos only
-    indexed_at: Mapped[float] = mapped_column(Float, default=time.time)
+File = Table(
+    "files",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", FsPath, nullable=False, unique=True),
+    Column("size", Integer, nullable=False),
+    Column("mtime", Float, nullable=False),
+    Column("content_hash", String, index=True),
+    Column("kind", String, nullable=False),  # "image" | "video" | "audio"
+    Column("status", String, nullable=False),  # "ok" | "failed"
+    Column("error", String),
+    Column("width", Integer),
+    Column("height", Integer),
+    Column("duration", Float),  # seconds, videos only
+    Column("indexed_at", Float, nullable=False, default=time.time),
     # -- schema 3: what the file says about itself (clifs.engine.photo_metadata) -------------------
     #: 1 once the metadata was read; NULL for a file indexed before clifs read it (read on the next scan).
-    described: Mapped[int | None] = mapped_column(Integer, default=None)
-    taken: Mapped[str | None] = mapped_column(String, default=None)  # ISO 8601 wall clock, "+hh:mm" when known
-    taken_at: Mapped[float | None] = mapped_column(Float, default=None)  # that wall clock as seconds (UTC-read)
-    taken_from: Mapped[str | None] = mapped_column(String, default=None)  # "exif" | "raw" | "video" | "mtime"
-    camera_make: Mapped[str | None] = mapped_column(String, default=None)
-    camera_model: Mapped[str | None] = mapped_column(String, default=None)
-    camera: Mapped[str | None] = mapped_column(String, default=None)  # make and model as one name
-    latitude: Mapped[float | None] = mapped_column(Float, default=None)
-    longitude: Mapped[float | None] = mapped_column(Float, default=None)
+    Column("described", Integer),
+    Column("taken", String),  # ISO 8601 wall clock, "+hh:mm" when known
+    Column("taken_at", Float),  # that wall clock as seconds (UTC-read)
+    Column("taken_from", String),  # "exif" | "raw" | "video" | "mtime"
+    Column("camera_make", String),
+    Column("camera_model", String),
+    Column("camera", String),  # make and model as one name
+    Column("latitude", Float),
+    Column("longitude", Float),
     #: perceptual signature (clifs.engine.image_hash): 4 x 64-bit hashes, the whole picture and centred crops
-    phash: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
-    dup_group: Mapped[int | None] = mapped_column(Integer, default=None)  # near-duplicate group (a file id)
+    Column("phash", LargeBinary),
+    Column("dup_group", Integer),  # near-duplicate group (a file id)
     # -- schema 5: sound (clifs.engine.audio) ----------------------------------------------------
     #: Why an indexed audio file or video has no sound items: "silent", or why its soundtrack could not be read.
-    sound_note: Mapped[str | None] = mapped_column(String, default=None)
-    __table_args__ = (
-        Index("ix_files_taken_at", "taken_at"),
-        Index("ix_files_dup_group", "dup_group"),
-    )
+    Column("sound_note", String),
+    Index("ix_files_taken_at", "taken_at"),
+    Index("ix_files_dup_group", "dup_group"),
+)
 
-
-class Item(Base):
-    __tablename__ = "items"
-    # AUTOINCREMENT: an id is never reused, so a FAISS id always means one item.
-    __table_args__ = {"sqlite_autoincrement": True}
-    id: Mapped[int] = mapped_column(primary_key=True)
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), index=True)
-    timestamp: Mapped[float | None] = mapped_column(Float, default=None)  # seconds into a video or a sound
+Item = Table(
+    "items",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("timestamp", Float),  # seconds into a video or a sound
     #: "picture" (an image, a video frame) or "sound" (a window of an audio file or of a video's soundtrack)
-    modality: Mapped[str] = mapped_column(String, default="picture", server_default="picture")
+    Column("modality", String, nullable=False, default="picture", server_default="picture"),
+    # AUTOINCREMENT: an id is never reused, so a FAISS id always means one item.
+    sqlite_autoincrement=True,
+)
 
+Embedding = Table(
+    "embeddings",
+    metadata,
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("model_id", String, primary_key=True),
+    Column("vector", LargeBinary, nullable=False),  # float16, L2-normalised
+    Column("generation", Integer, nullable=False),
+    Index("ix_embeddings_model_generation", "model_id", "generation"),
+)
 
-class Embedding(Base):
-    __tablename__ = "embeddings"
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), primary_key=True)
-    model_id: Mapped[str] = mapped_column(String, primary_key=True)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float16, L2-normalised
-    generation: Mapped[int] = mapped_column(Integer)
-    __table_args__ = (Index("ix_embeddings_model_generation", "model_id", "generation"),)
-
-
-class Tombstone(Base):
-    """Items removed at a generation, so a stale vector index can drop them without a rebuild."""
-
-    __tablename__ = "tombstones"
-    item_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    generation: Mapped[int] = mapped_column(Integer, index=True)
-
+#: Items removed at a generation, so a stale vector index can drop them without a rebuild.
+Tombstone = Table(
+    "tombstones",
+    metadata,
+    Column("item_id", Integer, primary_key=True),
+    Column("generation", Integer, nullable=False, index=True),
+)
 
 # -- schema 4: words in pictures (clifs.engine.ocr) ------------------------------------------------
-class OcrFile(Base):
-    """Whether a file's text was read, by which engine, and why not: no row means not yet read."""
+#: Whether a file's text was read, by which engine, and why not: no row means not yet read.
+OcrFile = Table(
+    "ocr_files",
+    metadata,
+    Column("file_id", Integer, ForeignKey("files.id", ondelete="CASCADE"), primary_key=True),
+    Column("engine", String, nullable=False),  # clifs.engine.ocr.engine_version(): a newer one reads again
+    Column("status", String, nullable=False),  # "ok" | "failed"
+    Column("error", String),
+    Column("lines", Integer, nullable=False, default=0),
+    Column("seconds", Float, nullable=False, default=0.0),
+    Column("read_at", Float, nullable=False, default=time.time),
+)
 
-    __tablename__ = "ocr_files"
-    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), primary_key=True)
-    engine: Mapped[str] = mapped_column(String)  # clifs.engine.ocr.engine_version(): a newer one reads again
-    status: Mapped[str] = mapped_column(String)  # "ok" | "failed"
-    error: Mapped[str | None] = mapped_column(String, default=None)
-    lines: Mapped[int] = mapped_column(Integer, default=0)
-    seconds: Mapped[float] = mapped_column(Float, default=0.0)
-    read_at: Mapped[float] = mapped_column(Float, default=time.time)
-
-
-class OcrLine(Base):
-    """One recognised line of an item (an image, or one kept video frame)."""
-
-    __tablename__ = "ocr_lines"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    text: Mapped[str] = mapped_column(String)
-    confidence: Mapped[float] = mapped_column(Float)
-    box: Mapped[str] = mapped_column(String)  # JSON [[x, y] x 4] in the file's pixels
+#: One recognised line of an item (an image, or one kept video frame).
+OcrLine = Table(
+    "ocr_lines",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("item_id", Integer, ForeignKey("items.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("text", String, nullable=False),
+    Column("confidence", Float, nullable=False),
+    Column("box", String, nullable=False),  # JSON [[x, y] x 4] in the file's pixels
+)
 
 
 #: The full-text index: one row per item with text (rowid = item id) holding its lines in
@@ -232,7 +237,7 @@ MIGRATIONS: dict[int, Iterable[str]] = {
         "CREATE INDEX IF NOT EXISTS ix_files_dup_group ON files (dup_group)",
     ],
     # Words in pictures: new tables, empty, so every file counts as not yet read (the OCR pass reads it).
-    3: [*_ddl(OcrFile.__table__, OcrLine.__table__), *_OCR_SQL],
+    3: [*_ddl(OcrFile, OcrLine), *_OCR_SQL],
     # Sound: every item so far is a picture, and no file has a note about its sound (nothing re-embedded).
     4: [
         "ALTER TABLE items ADD COLUMN modality VARCHAR NOT NULL DEFAULT 'picture'",
@@ -381,10 +386,10 @@ def _shot_ranges(n: int):
     building SQLAlchemy's expression for 50 ranges took longer than running it."""
     return union_all(
         *(
-            select(File.path).where(
-                File.path >= bindparam(f"low{i}", type_=FsPath()),
-                File.path < bindparam(f"high{i}", type_=FsPath()),
-                File.status == "ok",
+            select(File.c.path).where(
+                File.c.path >= bindparam(f"low{i}", type_=FsPath()),
+                File.c.path < bindparam(f"high{i}", type_=FsPath()),
+                File.c.status == "ok",
             )
             for i in range(n)
         )
@@ -481,16 +486,16 @@ class Catalog:
             has_version = conn.execute(
                 text("SELECT name FROM sqlite_master WHERE type='table' AND name='schema_version'")
             ).first()
-            version = conn.execute(select(func.max(SchemaVersion.version))).scalar_one() if has_version else None
+            version = conn.execute(select(func.max(SchemaVersion.c.version))).scalar_one() if has_version else None
             if version is None:
                 # A new catalog, or one whose creation a kill interrupted: SQLite's driver commits each
                 # CREATE TABLE on its own, so some tables can exist without the version row. Both
                 # steps below skip what already exists.
-                Base.metadata.create_all(conn)
+                metadata.create_all(conn)
                 for statement in _OCR_SQL:
                     conn.execute(text(statement))
-                conn.execute(SchemaVersion.__table__.insert().values(version=SCHEMA_VERSION))
-                conn.execute(Meta.__table__.insert().prefix_with("OR IGNORE").values(key="generation", value="0"))
+                conn.execute(SchemaVersion.insert().values(version=SCHEMA_VERSION))
+                conn.execute(Meta.insert().prefix_with("OR IGNORE").values(key="generation", value="0"))
                 return
             if version > SCHEMA_VERSION:
                 raise CatalogError(
@@ -508,36 +513,36 @@ class Catalog:
                 conn.execute(update(SchemaVersion).values(version=v + 1))
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A read session."""
-        with self._readable(), Session(self.engine) as s:
-            yield s
+    def session(self) -> Iterator[Connection]:
+        """A connection to read with."""
+        with self._readable(), self.engine.connect() as conn:
+            yield conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[tuple[Session, int]]:
-        """One write transaction; yields (session, the generation this transaction creates)."""
+    def write(self) -> Iterator[tuple[Connection, int]]:
+        """One write transaction; yields (its connection, the generation this transaction creates)."""
         if self.read_only:
             raise CatalogError(f"the clifs home {self.path.parent} is read-only: searching works, indexing does not")
-        with self._readable(), Session(self.engine) as s, s.begin():
+        with self._readable(), self.engine.begin() as s:
             # Write first, read second: the transaction takes the write lock at once, so two
             # writers queue on busy_timeout instead of failing to upgrade a read snapshot.
             s.execute(text("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"))
-            gen = int(s.execute(select(Meta.value).where(Meta.key == "generation")).scalar_one())
+            gen = int(s.execute(select(Meta.c.value).where(Meta.c.key == "generation")).scalar_one())
             yield s, gen
 
     def generation(self) -> int:
         with self.session() as s:
-            return int(s.execute(select(Meta.value).where(Meta.key == "generation")).scalar_one())
+            return int(s.execute(select(Meta.c.value).where(Meta.c.key == "generation")).scalar_one())
 
     # -- folders --------------------------------------------------------------------------------
     def add_folder(self, path: str) -> None:
         with self.write() as (s, _):
-            if not s.execute(select(Folder.id).where(Folder.path == path)).first():
-                s.add(Folder(path=path))
+            if not s.execute(select(Folder.c.id).where(Folder.c.path == path)).first():
+                s.execute(insert(Folder).values(path=path))
 
     def set_folder_paused(self, path: str, paused: bool) -> bool:
         with self.write() as (s, _):
-            return s.execute(update(Folder).where(Folder.path == path).values(paused=paused)).rowcount > 0
+            return s.execute(update(Folder).where(Folder.c.path == path).values(paused=paused)).rowcount > 0
 
     def forget_folder(self, path: str) -> int:
         """Take ``path`` off the folder list and its files out of the catalog; returns the files removed.
@@ -549,17 +554,18 @@ class Catalog:
         gone = [p for p in self.paths_under(path) if not any(is_under(p, o) for o in others)]
         removed = self.delete_files(gone)
         with self.write() as (s, _):
-            s.execute(delete(Folder).where(Folder.path == path))
+            s.execute(delete(Folder).where(Folder.c.path == path))
         return removed
 
-    def folders(self) -> list[Folder]:
+    def folders(self) -> list[Row]:
+        """The listed folders (``path``, ``paused``, ``added_at``), by path."""
         with self.session() as s:
-            return list(s.scalars(select(Folder).order_by(Folder.path)))
+            return list(s.execute(select(Folder).order_by(Folder.c.path)))
 
     # -- files ----------------------------------------------------------------------------------
     def paths_under(self, folder: str) -> list[str]:
         with self.session() as s:
-            return list(s.scalars(select(File.path).where(_under(File.path, folder))))
+            return list(s.scalars(select(File.c.path).where(_under(File.c.path, folder))))
 
     def file_states(self, paths: list[str]) -> dict[str, FileState]:
         """The catalog rows of these paths (those it has), by path."""
@@ -567,8 +573,8 @@ class Catalog:
         with self.session() as s:
             for start in range(0, len(paths), 500):
                 rows = s.execute(
-                    select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
-                        File.path.in_(paths[start : start + 500])
+                    select(File.c.id, File.c.path, File.c.size, File.c.mtime, File.c.content_hash, File.c.status).where(
+                        File.c.path.in_(paths[start : start + 500])
                     )
                 )
                 out.update((r.path, FileState(*r)) for r in rows)
@@ -577,8 +583,8 @@ class Catalog:
     def file_states_under(self, folder: str) -> dict[str, FileState]:
         with self.session() as s:
             rows = s.execute(
-                select(File.id, File.path, File.size, File.mtime, File.content_hash, File.status).where(
-                    _under(File.path, folder)
+                select(File.c.id, File.c.path, File.c.size, File.c.mtime, File.c.content_hash, File.c.status).where(
+                    _under(File.c.path, folder)
                 )
             )
             return {r.path: FileState(r.id, r.path, r.size, r.mtime, r.content_hash, r.status) for r in rows}
@@ -607,7 +613,7 @@ class Catalog:
         with self.write() as (s, gen):
             self._delete_paths(s, [f.path for f in files], gen)
             for f in files:
-                row = File(
+                values = dict(
                     path=f.path,
                     size=f.size,
                     mtime=f.mtime,
@@ -620,28 +626,42 @@ class Catalog:
                     sound_note=f.sound_note,
                     **(_meta_columns(f.meta) if f.meta is not None else {}),
                 )
-                s.add(row)
-                s.flush()
-                items = [Item(file_id=row.id, timestamp=it.timestamp, modality=it.modality) for it in f.items]
-                s.add_all(items)
-                s.flush()
-                s.add_all(
-                    Embedding(item_id=item.id, model_id=model_id, vector=vector_to_blob(it.vector), generation=gen)
-                    for item, it in zip(items, f.items)
-                )
-                new_ids.append([item.id for item in items])
+                file_id = s.execute(insert(File).values(**values)).inserted_primary_key[0]
+                item_ids: list[int] = []
+                if f.items:
+                    item_ids = list(
+                        s.scalars(
+                            insert(Item).returning(Item.c.id, sort_by_parameter_order=True),
+                            [
+                                {"file_id": file_id, "timestamp": it.timestamp, "modality": it.modality}
+                                for it in f.items
+                            ],
+                        )
+                    )
+                    s.execute(
+                        insert(Embedding),
+                        [
+                            {"item_id": i, "model_id": model_id, "vector": vector_to_blob(it.vector), "generation": gen}
+                            for i, it in zip(item_ids, f.items)
+                        ],
+                    )
+                new_ids.append(item_ids)
         return new_ids
 
     def record_failure(self, path: str, kind: str, size: int, mtime: float, error: str) -> None:
         with self.write() as (s, gen):
             self._delete_paths(s, [path], gen)
-            s.add(File(path=path, size=size, mtime=mtime, content_hash=None, kind=kind, status="failed", error=error))
+            s.execute(
+                insert(File).values(
+                    path=path, size=size, mtime=mtime, content_hash=None, kind=kind, status="failed", error=error
+                )
+            )
 
     def move_file(self, old_path: str, new_path: str, mtime: float) -> None:
         """A rename: the row (and so its items and vectors) follows the file."""
         with self.write() as (s, gen):
             self._delete_paths(s, [new_path], gen)
-            s.execute(update(File).where(File.path == old_path).values(path=new_path, mtime=mtime))
+            s.execute(update(File).where(File.c.path == old_path).values(path=new_path, mtime=mtime))
 
     def delete_files(self, paths: list[str]) -> int:
         if not paths:
@@ -650,54 +670,56 @@ class Catalog:
             return self._delete_paths(s, paths, gen)
 
     @staticmethod
-    def _delete_paths(s: Session, paths: list[str], gen: int) -> int:
+    def _delete_paths(s: Connection, paths: list[str], gen: int) -> int:
         removed = 0
         for start in range(0, len(paths), 500):
             chunk = paths[start : start + 500]
-            file_ids = list(s.scalars(select(File.id).where(File.path.in_(chunk))))
+            file_ids = list(s.scalars(select(File.c.id).where(File.c.path.in_(chunk))))
             if not file_ids:
                 continue
-            item_ids = list(s.scalars(select(Item.id).where(Item.file_id.in_(file_ids))))
+            item_ids = list(s.scalars(select(Item.c.id).where(Item.c.file_id.in_(file_ids))))
             for i in range(0, len(item_ids), 500):
                 s.execute(
-                    Tombstone.__table__.insert().prefix_with("OR REPLACE"),
+                    Tombstone.insert().prefix_with("OR REPLACE"),
                     [{"item_id": iid, "generation": gen} for iid in item_ids[i : i + 500]],
                 )
-            s.execute(delete(File).where(File.id.in_(file_ids)))
+            s.execute(delete(File).where(File.c.id.in_(file_ids)))
             removed += len(file_ids)
         return removed
 
     def files_with_hash(self, content_hash: str) -> list[str]:
         with self.session() as s:
-            return list(s.scalars(select(File.path).where(File.content_hash == content_hash, File.status == "ok")))
+            return list(
+                s.scalars(select(File.c.path).where(File.c.content_hash == content_hash, File.c.status == "ok"))
+            )
 
-    def list_files(self, failed_only: bool = False) -> list[tuple[File, int]]:
-        """(file, number of embedded items) for every file, by path."""
+    def list_files(self, failed_only: bool = False) -> list[tuple[Row, int]]:
+        """(file's row, number of embedded items) for every file, by path."""
         with self.session() as s:
             q = (
-                select(File, func.count(Item.id))
-                .outerjoin(Item, Item.file_id == File.id)
-                .group_by(File.id)
-                .order_by(File.path)
+                select(File, func.count(Item.c.id))
+                .outerjoin(Item, Item.c.file_id == File.c.id)
+                .group_by(File.c.id)
+                .order_by(File.c.path)
             )
             if failed_only:
-                q = q.where(File.status == "failed")
-            return [(f, n) for f, n in s.execute(q)]
+                q = q.where(File.c.status == "failed")
+            return [(row, row[-1]) for row in s.execute(q)]
 
     def sound_counts(self) -> dict[int, int]:
         """Windows of sound per file id (files with none are left out)."""
         with self.session() as s:
             rows = s.execute(
-                select(Item.file_id, func.count(Item.id)).where(Item.modality == "sound").group_by(Item.file_id)
+                select(Item.c.file_id, func.count(Item.c.id)).where(Item.c.modality == "sound").group_by(Item.c.file_id)
             )
             return {file_id: n for file_id, n in rows}
 
     def counts(self) -> dict[str, int]:
         with self.session() as s:
             return {
-                "files": s.execute(select(func.count(File.id)).where(File.status == "ok")).scalar_one(),
-                "failed": s.execute(select(func.count(File.id)).where(File.status == "failed")).scalar_one(),
-                "items": s.execute(select(func.count(Item.id))).scalar_one(),
+                "files": s.execute(select(func.count(File.c.id)).where(File.c.status == "ok")).scalar_one(),
+                "failed": s.execute(select(func.count(File.c.id)).where(File.c.status == "failed")).scalar_one(),
+                "items": s.execute(select(func.count(Item.c.id))).scalar_one(),
             }
 
     # -- embeddings -----------------------------------------------------------------------------
@@ -709,13 +731,13 @@ class Catalog:
         with self.session() as s:
             while True:
                 rows = s.execute(
-                    select(Embedding.item_id, Embedding.vector)
+                    select(Embedding.c.item_id, Embedding.c.vector)
                     .where(
-                        Embedding.model_id == model_id,
-                        Embedding.generation > since_generation,
-                        Embedding.item_id > last,
+                        Embedding.c.model_id == model_id,
+                        Embedding.c.generation > since_generation,
+                        Embedding.c.item_id > last,
                     )
-                    .order_by(Embedding.item_id)
+                    .order_by(Embedding.c.item_id)
                     .limit(chunk)
                 ).all()
                 if not rows:
@@ -726,7 +748,7 @@ class Catalog:
 
     def count_embeddings(self, model_id: str) -> int:
         with self.session() as s:
-            return s.execute(select(func.count()).where(Embedding.model_id == model_id)).scalar_one()
+            return s.execute(select(func.count()).where(Embedding.c.model_id == model_id)).scalar_one()
 
     def sample_embeddings(self, model_id: str, dim: int, n: int) -> np.ndarray:
         """Up to ``n`` embeddings spread evenly over the ids (to train an ANN index; deterministic,
@@ -734,22 +756,22 @@ class Catalog:
         stride = max(1, -(-self.count_embeddings(model_id) // n))
         with self.session() as s:
             blobs = s.scalars(
-                select(Embedding.vector)
-                .where(Embedding.model_id == model_id, Embedding.item_id % stride == 0)
-                .order_by(Embedding.item_id)
+                select(Embedding.c.vector)
+                .where(Embedding.c.model_id == model_id, Embedding.c.item_id % stride == 0)
+                .order_by(Embedding.c.item_id)
                 .limit(n)
             ).all()
         return blob_to_vectors(list(blobs), dim)
 
     def tombstones_since(self, generation: int) -> np.ndarray:
         with self.session() as s:
-            ids = s.scalars(select(Tombstone.item_id).where(Tombstone.generation > generation))
+            ids = s.scalars(select(Tombstone.c.item_id).where(Tombstone.c.generation > generation))
             return np.fromiter(ids, dtype=np.int64)
 
     def embedding_of(self, item_id: int, model_id: str) -> np.ndarray | None:
         with self.session() as s:
             blob = s.execute(
-                select(Embedding.vector).where(Embedding.item_id == item_id, Embedding.model_id == model_id)
+                select(Embedding.c.vector).where(Embedding.c.item_id == item_id, Embedding.c.model_id == model_id)
             ).scalar_one_or_none()
         return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
 
@@ -759,8 +781,8 @@ class Catalog:
         row = {int(i): n for n, i in enumerate(item_ids)}
         with self.session() as s:
             for item_id, blob in s.execute(
-                select(Embedding.item_id, Embedding.vector).where(
-                    Embedding.model_id == model_id, Embedding.item_id.in_([int(i) for i in item_ids])
+                select(Embedding.c.item_id, Embedding.c.vector).where(
+                    Embedding.c.model_id == model_id, Embedding.c.item_id.in_([int(i) for i in item_ids])
                 )
             ):
                 out[row[item_id]] = np.frombuffer(blob, dtype=np.float16)
@@ -768,21 +790,21 @@ class Catalog:
 
     def item_ids_of_path(self, path: str, modality: str | None = None) -> list[int]:
         """The items of a file, in order; only its pictures or only its windows of sound with ``modality``."""
-        q = select(Item.id).join(File, File.id == Item.file_id).where(File.path == path).order_by(Item.id)
+        q = select(Item.c.id).join(File, File.c.id == Item.c.file_id).where(File.c.path == path).order_by(Item.c.id)
         if modality is not None:
-            q = q.where(Item.modality == modality)
+            q = q.where(Item.c.modality == modality)
         with self.session() as s:
             return list(s.scalars(q))
 
     def missing_embeddings(self, model_id: str) -> list[str]:
         """Paths of indexed files some of whose items have no vector for ``model_id`` (after a model switch)."""
         with self.session() as s:
-            have = select(Embedding.item_id).where(Embedding.model_id == model_id)
+            have = select(Embedding.c.item_id).where(Embedding.c.model_id == model_id)
             return list(
                 s.scalars(
-                    select(File.path)
-                    .join(Item, Item.file_id == File.id)
-                    .where(File.status == "ok", Item.id.not_in(have))
+                    select(File.c.path)
+                    .join(Item, Item.c.file_id == File.c.id)
+                    .where(File.c.status == "ok", Item.c.id.not_in(have))
                     .distinct()
                 )
             )
@@ -794,25 +816,25 @@ class Catalog:
                 chunk = item_ids[start : start + 900]
                 rows = s.execute(
                     select(
-                        Item.id,
-                        File.path,
-                        File.kind,
-                        Item.timestamp,
-                        File.size,
-                        File.mtime,
-                        File.width,
-                        File.height,
-                        File.taken,
-                        File.taken_at,
-                        File.taken_from,
-                        File.camera,
-                        File.latitude,
-                        File.longitude,
-                        File.dup_group,
-                        Item.modality,
+                        Item.c.id,
+                        File.c.path,
+                        File.c.kind,
+                        Item.c.timestamp,
+                        File.c.size,
+                        File.c.mtime,
+                        File.c.width,
+                        File.c.height,
+                        File.c.taken,
+                        File.c.taken_at,
+                        File.c.taken_from,
+                        File.c.camera,
+                        File.c.latitude,
+                        File.c.longitude,
+                        File.c.dup_group,
+                        Item.c.modality,
                     )
-                    .join(File, File.id == Item.file_id)
-                    .where(Item.id.in_(chunk))
+                    .join(File, File.c.id == Item.c.file_id)
+                    .where(Item.c.id.in_(chunk))
                 )
                 for r in rows:
                     out[r[0]] = ItemInfo(*r)
@@ -832,26 +854,26 @@ class Catalog:
 
         ``kind`` "image" and "video" are files of that kind (a video's frames and its soundtrack);
         "audio" is every window of sound: audio files and the soundtracks of videos.
-        ``taken_*`` compare the wall-clock seconds of ``File.taken_at``; ``camera`` is a
+        ``taken_*`` compare the wall-clock seconds of ``File.c.taken_at``; ``camera`` is a
         case-insensitive piece of the camera's name ("iphone", "EOS 5D")."""
-        q = select(Item.id).join(File, File.id == Item.file_id)
+        q = select(Item.c.id).join(File, File.c.id == Item.c.file_id)
         if taken_after is not None:
-            q = q.where(File.taken_at >= taken_after)
+            q = q.where(File.c.taken_at >= taken_after)
         if taken_before is not None:
-            q = q.where(File.taken_at < taken_before)
+            q = q.where(File.c.taken_at < taken_before)
         if camera:
             pattern = "%" + camera.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            q = q.where(File.camera.ilike(pattern, escape="\\"))
+            q = q.where(File.c.camera.ilike(pattern, escape="\\"))
         if folder:
-            q = q.where(_under(File.path, folder))
+            q = q.where(_under(File.c.path, folder))
         if kind == "audio":
-            q = q.where(Item.modality == "sound")
+            q = q.where(Item.c.modality == "sound")
         elif kind:
-            q = q.where(File.kind == kind)
+            q = q.where(File.c.kind == kind)
         if modified_after is not None:
-            q = q.where(File.mtime >= modified_after)
+            q = q.where(File.c.mtime >= modified_after)
         if modified_before is not None:
-            q = q.where(File.mtime <= modified_before)
+            q = q.where(File.c.mtime <= modified_before)
         with self.session() as s:
             return np.fromiter(s.scalars(q), dtype=np.int64)
 
@@ -860,8 +882,8 @@ class Catalog:
         """(path, kind, mtime) of indexed files under ``folder`` whose metadata was never read."""
         with self.session() as s:
             rows = s.execute(
-                select(File.path, File.kind, File.mtime).where(
-                    _under(File.path, folder), File.status == "ok", File.described.is_(None)
+                select(File.c.path, File.c.kind, File.c.mtime).where(
+                    _under(File.c.path, folder), File.c.status == "ok", File.c.described.is_(None)
                 )
             )
             return [(r.path, r.kind, r.mtime) for r in rows]
@@ -875,14 +897,14 @@ class Catalog:
                 values = _meta_columns(meta)
                 if meta.phash is None:
                     values.pop("phash")  # keep a hash already computed
-                s.execute(update(File).where(File.path == path).values(**values))
+                s.execute(update(File).where(File.c.path == path).values(**values))
 
     def cameras(self) -> list[tuple[str, int]]:
         """(camera name, number of files) of the cameras the catalog knows, most used first."""
         with self.session() as s:
-            n = func.count(File.id)
+            n = func.count(File.c.id)
             rows = s.execute(
-                select(File.camera, n).where(File.camera.is_not(None)).group_by(File.camera).order_by(n.desc())
+                select(File.c.camera, n).where(File.c.camera.is_not(None)).group_by(File.c.camera).order_by(n.desc())
             )
             return [(r[0], r[1]) for r in rows]
 
@@ -923,15 +945,15 @@ class Catalog:
         with self.session() as s:
             while True:
                 q = (
-                    select(Item.id, Item.file_id, Embedding.vector)
-                    .join(Embedding, Embedding.item_id == Item.id)
-                    .join(File, File.id == Item.file_id)
-                    .where(Embedding.model_id == model_id, File.kind == "image", Item.id > last)
-                    .order_by(Item.id)
+                    select(Item.c.id, Item.c.file_id, Embedding.c.vector)
+                    .join(Embedding, Embedding.c.item_id == Item.c.id)
+                    .join(File, File.c.id == Item.c.file_id)
+                    .where(Embedding.c.model_id == model_id, File.c.kind == "image", Item.c.id > last)
+                    .order_by(Item.c.id)
                     .limit(chunk)
                 )
                 if folder:
-                    q = q.where(_under(File.path, folder))
+                    q = q.where(_under(File.c.path, folder))
                 rows = s.execute(q).all()
                 if not rows:
                     break
@@ -949,8 +971,15 @@ class Catalog:
             for start in range(0, len(ids), 900):
                 rows = s.execute(
                     select(
-                        File.id, File.path, File.size, File.mtime, File.width, File.height, File.taken_at, File.phash
-                    ).where(File.id.in_(ids[start : start + 900]), File.kind == "image", File.status == "ok")
+                        File.c.id,
+                        File.c.path,
+                        File.c.size,
+                        File.c.mtime,
+                        File.c.width,
+                        File.c.height,
+                        File.c.taken_at,
+                        File.c.phash,
+                    ).where(File.c.id.in_(ids[start : start + 900]), File.c.kind == "image", File.c.status == "ok")
                 )
                 out.update((r[0], ImageFacts(*r)) for r in rows)
         return out
@@ -960,7 +989,9 @@ class Catalog:
         out: dict[int, int] = {}
         with self.session() as s:
             for start in range(0, len(ids), 900):
-                out.update(s.execute(select(Item.id, Item.file_id).where(Item.id.in_(ids[start : start + 900]))).all())
+                out.update(
+                    s.execute(select(Item.c.id, Item.c.file_id).where(Item.c.id.in_(ids[start : start + 900]))).all()
+                )
         return out
 
     def set_phashes(self, hashes: dict[int, bytes]) -> None:
@@ -969,7 +1000,7 @@ class Catalog:
             return
         with self.write() as (s, _):
             for file_id, value in hashes.items():
-                s.execute(update(File).where(File.id == file_id).values(phash=value))
+                s.execute(update(File).where(File.c.id == file_id).values(phash=value))
 
     def set_duplicate_groups(self, groups: list[list[int]], model_id: str, scope: str | None = None) -> None:
         """Replace the stored near-duplicate groups (lists of file ids); ``scope`` None: the whole catalog.
@@ -977,14 +1008,14 @@ class Catalog:
         A group's key is a number of its own (never a file id: SQLite may give a removed file's id to a
         new file, which must not inherit a group)."""
         with self.write() as (s, _):
-            clear = update(File).where(File.dup_group.is_not(None))
+            clear = update(File).where(File.c.dup_group.is_not(None))
             if scope:
-                clear = clear.where(_under(File.path, scope))
+                clear = clear.where(_under(File.c.path, scope))
             s.execute(clear.values(dup_group=None))
-            key = (s.execute(select(func.max(File.dup_group))).scalar_one() or 0) + 1
+            key = (s.execute(select(func.max(File.c.dup_group))).scalar_one() or 0) + 1
             for members in groups:
                 for start in range(0, len(members), 900):
-                    s.execute(update(File).where(File.id.in_(members[start : start + 900])).values(dup_group=key))
+                    s.execute(update(File).where(File.c.id.in_(members[start : start + 900])).values(dup_group=key))
                 key += 1
             if scope is None:
                 self._set_meta(s, "duplicates_model", model_id)
@@ -995,18 +1026,18 @@ class Catalog:
             return
         with self.write() as (s, _):
             for a, b in pairs:
-                groups = dict(s.execute(select(File.id, File.dup_group).where(File.id.in_([a, b]))).all())
+                groups = dict(s.execute(select(File.c.id, File.c.dup_group).where(File.c.id.in_([a, b]))).all())
                 if a not in groups or b not in groups:
                     continue  # one was removed meanwhile
                 keys = {g for g in groups.values() if g is not None}
                 if keys:
                     key = min(keys)
                 else:
-                    key = (s.execute(select(func.max(File.dup_group))).scalar_one() or 0) + 1
-                s.execute(update(File).where(File.id.in_([a, b])).values(dup_group=key))
+                    key = (s.execute(select(func.max(File.c.dup_group))).scalar_one() or 0) + 1
+                s.execute(update(File).where(File.c.id.in_([a, b])).values(dup_group=key))
                 others = [k for k in keys if k != key]
                 if others:
-                    s.execute(update(File).where(File.dup_group.in_(others)).values(dup_group=key))
+                    s.execute(update(File).where(File.c.dup_group.in_(others)).values(dup_group=key))
 
     def duplicate_members(self, groups: Iterable[int]) -> dict[int, list[ImageFacts]]:
         """The files of each stored group, by group."""
@@ -1016,16 +1047,16 @@ class Catalog:
             for start in range(0, len(keys), 900):
                 rows = s.execute(
                     select(
-                        File.dup_group,
-                        File.id,
-                        File.path,
-                        File.size,
-                        File.mtime,
-                        File.width,
-                        File.height,
-                        File.taken_at,
-                        File.phash,
-                    ).where(File.dup_group.in_(keys[start : start + 900]), File.status == "ok")
+                        File.c.dup_group,
+                        File.c.id,
+                        File.c.path,
+                        File.c.size,
+                        File.c.mtime,
+                        File.c.width,
+                        File.c.height,
+                        File.c.taken_at,
+                        File.c.phash,
+                    ).where(File.c.dup_group.in_(keys[start : start + 900]), File.c.status == "ok")
                 )
                 for r in rows:
                     out.setdefault(r[0], []).append(ImageFacts(*r[1:]))
@@ -1033,23 +1064,25 @@ class Catalog:
 
     # -- words in pictures (schema 4) -------------------------------------------------------------
     def _ocr_todo_query(self, engine: str, folder: str | None):
-        done = select(OcrFile.file_id).where(OcrFile.engine == engine)
-        q = select(File.id, File.path, File.kind).where(File.status == "ok", File.kind != "audio", File.id.not_in(done))
-        return q.where(_under(File.path, folder)) if folder else q
+        done = select(OcrFile.c.file_id).where(OcrFile.c.engine == engine)
+        q = select(File.c.id, File.c.path, File.c.kind).where(
+            File.c.status == "ok", File.c.kind != "audio", File.c.id.not_in(done)
+        )
+        return q.where(_under(File.c.path, folder)) if folder else q
 
     def ocr_todo(self, engine: str, folder: str | None = None, limit: int = 32, after: int = 0) -> list[OcrTodo]:
         """Indexed files (under ``folder``) that ``engine`` has not read yet, oldest first, after file id
         ``after``; a file another engine read counts as not read."""
         with self.session() as s:
             rows = s.execute(
-                self._ocr_todo_query(engine, folder).where(File.id > after).order_by(File.id).limit(limit)
+                self._ocr_todo_query(engine, folder).where(File.c.id > after).order_by(File.c.id).limit(limit)
             ).all()
             todo = {r.id: OcrTodo(r.id, r.path, r.kind, []) for r in rows}
             if todo:
                 for item_id, file_id, ts in s.execute(
-                    select(Item.id, Item.file_id, Item.timestamp)
-                    .where(Item.file_id.in_(list(todo)), Item.modality == "picture")
-                    .order_by(Item.id)
+                    select(Item.c.id, Item.c.file_id, Item.c.timestamp)
+                    .where(Item.c.file_id.in_(list(todo)), Item.c.modality == "picture")
+                    .order_by(Item.c.id)
                 ):
                     todo[file_id].items.append((item_id, ts))
             return list(todo.values())
@@ -1070,20 +1103,24 @@ class Catalog:
         stored = 0
         with self.write() as (s, _):
             for r in reads:
-                own = set(s.scalars(select(Item.id).where(Item.file_id == r.file_id)))
-                if not own and s.execute(select(File.id).where(File.id == r.file_id)).first() is None:
+                own = set(s.scalars(select(Item.c.id).where(Item.c.file_id == r.file_id)))
+                if not own and s.execute(select(File.c.id).where(File.c.id == r.file_id)).first() is None:
                     continue
                 ids = list(own)
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
-                    s.execute(delete(OcrLine).where(OcrLine.item_id.in_(chunk)))
+                    s.execute(delete(OcrLine).where(OcrLine.c.item_id.in_(chunk)))
                     s.execute(text(f"DELETE FROM ocr_fts WHERE rowid IN ({','.join(map(str, chunk))})"))
                 n = 0
                 for item_id, lines in r.items.items():
                     if item_id not in own or not lines:
                         continue
-                    s.add_all(
-                        OcrLine(item_id=item_id, text=t, confidence=float(c), box=json.dumps(b)) for t, c, b in lines
+                    s.execute(
+                        insert(OcrLine),
+                        [
+                            {"item_id": item_id, "text": t, "confidence": float(c), "box": json.dumps(b)}
+                            for t, c, b in lines
+                        ],
                     )
                     joined = normalise("\n".join(t for t, _, _ in lines))
                     if joined:
@@ -1091,9 +1128,9 @@ class Catalog:
                             text("INSERT INTO ocr_fts (rowid, text) VALUES (:id, :t)"), {"id": item_id, "t": joined}
                         )
                     n += len(lines)
-                s.execute(delete(OcrFile).where(OcrFile.file_id == r.file_id))
-                s.add(
-                    OcrFile(
+                s.execute(delete(OcrFile).where(OcrFile.c.file_id == r.file_id))
+                s.execute(
+                    insert(OcrFile).values(
                         file_id=r.file_id,
                         engine=r.engine,
                         status="failed" if r.error else "ok",
@@ -1131,9 +1168,9 @@ class Catalog:
         with self.session() as s:
             for start in range(0, len(ids), 900):
                 rows = s.execute(
-                    select(OcrLine.item_id, OcrLine.text, OcrLine.confidence, OcrLine.box)
-                    .where(OcrLine.item_id.in_(ids[start : start + 900]))
-                    .order_by(OcrLine.id)
+                    select(OcrLine.c.item_id, OcrLine.c.text, OcrLine.c.confidence, OcrLine.c.box)
+                    .where(OcrLine.c.item_id.in_(ids[start : start + 900]))
+                    .order_by(OcrLine.c.id)
                 )
                 for item_id, t, c, b in rows:
                     out.setdefault(item_id, []).append((t, c, json.loads(b)))
@@ -1142,28 +1179,35 @@ class Catalog:
     def ocr_state(self, path: str) -> tuple[OcrState | None, list[tuple[int, float | None]]]:
         """The OCR record of the indexed file ``path`` and its items (item id, timestamp)."""
         with self.session() as s:
-            file_id = s.execute(select(File.id).where(File.path == path)).scalar_one_or_none()
+            file_id = s.execute(select(File.c.id).where(File.c.path == path)).scalar_one_or_none()
             if file_id is None:
                 return None, []
             items = [
                 (r[0], r[1])
-                for r in s.execute(select(Item.id, Item.timestamp).where(Item.file_id == file_id).order_by(Item.id))
+                for r in s.execute(
+                    select(Item.c.id, Item.c.timestamp).where(Item.c.file_id == file_id).order_by(Item.c.id)
+                )
             ]
             row = s.execute(
                 select(
-                    OcrFile.engine, OcrFile.status, OcrFile.error, OcrFile.lines, OcrFile.seconds, OcrFile.read_at
-                ).where(OcrFile.file_id == file_id)
+                    OcrFile.c.engine,
+                    OcrFile.c.status,
+                    OcrFile.c.error,
+                    OcrFile.c.lines,
+                    OcrFile.c.seconds,
+                    OcrFile.c.read_at,
+                ).where(OcrFile.c.file_id == file_id)
             ).first()
             return (OcrState(*row) if row else None), items
 
     def ocr_counts(self) -> dict[str, int]:
         """Files read (ok), failed, lines, and items with text."""
         with self.session() as s:
-            n = lambda status: s.execute(select(func.count()).where(OcrFile.status == status)).scalar_one()  # noqa: E731
+            n = lambda status: s.execute(select(func.count()).where(OcrFile.c.status == status)).scalar_one()  # noqa: E731
             return {
                 "read": n("ok"),
                 "failed": n("failed"),
-                "lines": s.execute(select(func.count(OcrLine.id))).scalar_one(),
+                "lines": s.execute(select(func.count(OcrLine.c.id))).scalar_one(),
                 "items_with_text": s.execute(text("SELECT count(*) FROM ocr_fts")).scalar_one(),
             }
 
@@ -1171,16 +1215,16 @@ class Catalog:
         """(path, reason) of the files whose text could not be read."""
         with self.session() as s:
             rows = s.execute(
-                select(File.path, OcrFile.error)
-                .join(OcrFile, OcrFile.file_id == File.id)
-                .where(OcrFile.status == "failed")
+                select(File.c.path, OcrFile.c.error)
+                .join(OcrFile, OcrFile.c.file_id == File.c.id)
+                .where(OcrFile.c.status == "failed")
             )
             return [(r[0], r[1] or "") for r in rows]
 
     # -- small facts ----------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
-            return s.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+            return s.execute(select(Meta.c.value).where(Meta.c.key == key)).scalar_one_or_none()
 
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as (s, _):
@@ -1195,7 +1239,7 @@ class Catalog:
 
         key = f"embedded_by:{model_id}"
         with self.write() as (s, _):
-            found = s.execute(select(Meta.value).where(Meta.key == key)).scalar_one_or_none()
+            found = s.execute(select(Meta.c.value).where(Meta.c.key == key)).scalar_one_or_none()
             runtimes = json.loads(found) if found else []
             if runtime not in runtimes:
                 self._set_meta(s, key, json.dumps([*runtimes, runtime]))
@@ -1208,9 +1252,9 @@ class Catalog:
         return json.loads(found) if found else []
 
     @staticmethod
-    def _set_meta(s: Session, key: str, value: str) -> None:
-        if s.execute(update(Meta).where(Meta.key == key).values(value=value)).rowcount == 0:
-            s.add(Meta(key=key, value=value))
+    def _set_meta(s: Connection, key: str, value: str) -> None:
+        if s.execute(update(Meta).where(Meta.c.key == key).values(value=value)).rowcount == 0:
+            s.execute(insert(Meta).values(key=key, value=value))
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds into the main file (without waiting for readers), so the main file

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         require_file(args.audio, "query sound", noun="sound file")
     if args.text:
         prewarm_text_tower(args)
-    from clifs.engine.media import MediaError
+    from clifs.engine.errors import MediaError
 
     library = open_library(args)
     try:

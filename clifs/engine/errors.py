@@ -10,6 +10,11 @@ class UsageError(Exception):
     """Wrong arguments that argparse cannot catch."""
 
 
+class MediaError(Exception):
+    """A file that cannot be indexed; the message is the reason shown to the user. (Here, not in
+    ``clifs.engine.media``, so a text search can catch it without importing Pillow and libheif.)"""
+
+
 class CatalogError(Exception):
     """The catalog or its home cannot be used (damaged, written by a newer clifs, read-only, not a folder).
 

@@ -19,6 +19,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from clifs.engine.errors import MediaError
 from clifs.engine.photo_metadata import PhotoMeta, from_exif, from_raw
 
 pillow_heif.register_heif_opener()
@@ -47,10 +48,6 @@ HEIF_THUMBNAIL_SIDE = 224
 ALPHA_BACKGROUND = (128, 128, 128, 255)
 #: LibRaw's ``sizes.flip`` as the PIL transpose that shows the picture upright.
 _RAW_FLIP = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTATE_90, 6: Image.Transpose.ROTATE_270}
-
-
-class MediaError(Exception):
-    """A file that cannot be indexed; the message is the reason shown to the user."""
 
 
 def kind_of(path: str | Path) -> str | None:

@@ -19,8 +19,11 @@ import re
 import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from PIL import Image
+if TYPE_CHECKING:  # Pillow is imported where a picture is read: a text search never needs it
+    from PIL import Image
+
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +179,8 @@ def from_tiff_header(head: bytes) -> PhotoMeta:
     """EXIF of a TIFF-based RAW (DNG, CR2, NEF, ARW, PEF, ...) from the file's first bytes."""
     if head[:4] not in (b"II*\x00", b"MM\x00*"):
         return PhotoMeta()
+    from PIL import Image
+
     exif = Image.Exif()
     try:
         exif.load(head)
@@ -197,6 +202,8 @@ def from_raw(raw, path: str | Path | None = None) -> PhotoMeta:
         except Exception:
             data = None
         if data:
+            from PIL import Image
+
             try:
                 with Image.open(io.BytesIO(data)) as im:
                     preview = from_exif(im.getexif())
@@ -300,6 +307,8 @@ def read_metadata(path: str | Path, kind: str, mtime: float) -> PhotoMeta:
             with rawpy.imread(str(path)) as raw:
                 meta = from_raw(raw, path)
         else:
+            from PIL import Image
+
             with Image.open(path) as im:
                 meta = from_exif(im.getexif())
     except Exception as exc:  # unreadable now: the date falls back to mtime, the next change re-reads

@@ -24,14 +24,13 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from PIL import Image
 
-from clifs.engine.audio import read_sound
 from clifs.engine.catalog import Catalog, ImageFacts, ItemInfo
 from clifs.engine.duplicates import best_first
-from clifs.engine.media import MediaError, open_image
+from clifs.engine.errors import MediaError
 from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.models.numpy_ops import l2_normalise
@@ -39,6 +38,9 @@ from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.photo_metadata import date_bound
 from clifs.engine.text_search import search_with_text
 from clifs.engine.vectors import VectorIndex
+
+if TYPE_CHECKING:  # a text search imports neither Pillow (nor libheif) nor PyAV
+    from PIL import Image
 
 SORTS = ("score", "taken")
 
@@ -176,6 +178,10 @@ class Searcher:
         return vec
 
     def image_vector(self, image: str | Path | Image.Image) -> np.ndarray:
+        from PIL import Image
+
+        from clifs.engine.media import open_image
+
         if isinstance(image, Image.Image):
             return self._image_encoder().encode_pil([image.convert("RGB")])[0]
         path = canonical_file(image)
@@ -199,6 +205,8 @@ class Searcher:
                 return l2_normalise(l2_normalise(stored).mean(axis=0))
         if self._audio_encoder is None:
             raise SoundQueryError("this searcher was made without an audio tower")
+        from clifs.engine.audio import read_sound
+
         tower = self._audio_encoder()
         try:
             sound = read_sound(path, tower.sample_rate, tower.window_seconds)

@@ -114,6 +114,15 @@ def fill(home: Path, n: int) -> None:
     library.close()
 
 
+def peak_rss_gib() -> float:
+    """This process's peak resident memory (VmHWM: ru_maxrss would carry over the parent's, which holds
+    torch, from before the fork)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 2**20
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def measure(home: Path, n: int, n_queries: int) -> None:
     """One size, in a new process, as ``clifs search`` or the window finds the library an indexing run
     left: load, search, report. The process has not imported torch. The OS's cache is warmed first (the
@@ -136,7 +145,7 @@ def measure(home: Path, n: int, n_queries: int) -> None:
         latencies.append((time.perf_counter() - t) * 1000)
         assert len(hits) == 10
     rss_gib = current_rss_gib()
-    peak_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # before the exact index recall builds
+    peak_gib = peak_rss_gib()  # before the exact index recall builds
     torch_loaded = "torch" in sys.modules
     recall = recall_at_10(library, np.load(home / "bench-centres.npy"), np.random.default_rng(n + 1), 200)
     p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))

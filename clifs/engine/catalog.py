@@ -373,6 +373,12 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def _image_facts_columns() -> tuple:
+    """The columns of an ``ImageFacts``, in its fields' order."""
+    c = File.c
+    return c.id, c.path, c.size, c.mtime, c.width, c.height, c.taken_at, c.phash
+
+
 def _shot_prefix(path: str) -> str | None:
     """``folder/IMG_1.`` for ``folder/IMG_1.JPG``: the start of the range its shot's files share."""
     folder, name = os.path.split(path)
@@ -970,16 +976,9 @@ class Catalog:
         with self.session() as s:
             for start in range(0, len(ids), 900):
                 rows = s.execute(
-                    select(
-                        File.c.id,
-                        File.c.path,
-                        File.c.size,
-                        File.c.mtime,
-                        File.c.width,
-                        File.c.height,
-                        File.c.taken_at,
-                        File.c.phash,
-                    ).where(File.c.id.in_(ids[start : start + 900]), File.c.kind == "image", File.c.status == "ok")
+                    select(*_image_facts_columns()).where(
+                        File.c.id.in_(ids[start : start + 900]), File.c.kind == "image", File.c.status == "ok"
+                    )
                 )
                 out.update((r[0], ImageFacts(*r)) for r in rows)
         return out
@@ -1046,17 +1045,9 @@ class Catalog:
         with self.session() as s:
             for start in range(0, len(keys), 900):
                 rows = s.execute(
-                    select(
-                        File.c.dup_group,
-                        File.c.id,
-                        File.c.path,
-                        File.c.size,
-                        File.c.mtime,
-                        File.c.width,
-                        File.c.height,
-                        File.c.taken_at,
-                        File.c.phash,
-                    ).where(File.c.dup_group.in_(keys[start : start + 900]), File.c.status == "ok")
+                    select(File.c.dup_group, *_image_facts_columns()).where(
+                        File.c.dup_group.in_(keys[start : start + 900]), File.c.status == "ok"
+                    )
                 )
                 for r in rows:
                     out.setdefault(r[0], []).append(ImageFacts(*r[1:]))

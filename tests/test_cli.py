@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -147,10 +148,13 @@ def test_each_command_parses_with_only_its_own_module():
     import argparse
     import importlib
 
-    from clifs.cli.main import COMMAND_MODULES, COMMANDS, build_parser
+    import clifs.cli
+    from clifs.cli.main import COMMANDS, build_parser
 
+    cli = Path(clifs.cli.__file__).parent
+    modules = [f"clifs.cli.{f.stem}" for f in sorted(cli.glob("*.py")) if "\ndef register(" in f.read_text()]
     registered = {}
-    for name in COMMAND_MODULES:
+    for name in modules:
         sub = argparse.ArgumentParser().add_subparsers()
         importlib.import_module(name).register(sub)
         registered.update(dict.fromkeys(sub.choices, name))

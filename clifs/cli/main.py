@@ -11,19 +11,9 @@ from clifs.engine.errors import CatalogError, ModelUnavailable, UsageError
 
 __all__ = ["COMMAND_MODULES", "UsageError", "build_parser", "main"]
 
-# Each module defines register(subparsers); its parsers set ``func(args) -> int``.
-COMMAND_MODULES = [
-    "clifs.cli.index",
-    "clifs.cli.search",
-    "clifs.cli.listing",
-    "clifs.cli.duplicates",
-    "clifs.cli.watch",
-    "clifs.cli.gui",
-    "clifs.cli.vision",
-    "clifs.cli.text",
-]
-#: Which module registers each command, so a run imports and builds only its own command's parser
-#: (all eight took ~35 ms of a cold search's start). tests/test_cli.py checks it against the modules.
+#: Which module registers each command (each module defines ``register(subparsers)``; its parsers set
+#: ``func(args) -> int``), so a run imports and builds only its own command's parser (all eight took
+#: ~35 ms of a cold search's start). tests/test_cli.py checks it against the modules.
 COMMANDS = {
     "index": "clifs.cli.index",
     "search": "clifs.cli.search",
@@ -38,6 +28,7 @@ COMMANDS = {
     "detect": "clifs.cli.vision",
     "text": "clifs.cli.text",
 }
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:

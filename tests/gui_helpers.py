@@ -16,10 +16,20 @@ WAIT_MS = 60_000
 
 
 @contextlib.contextmanager
-def indexed_window(qtbot, monkeypatch: pytest.MonkeyPatch, home: Path, folder: Path, encoder) -> Iterator:
-    """Index ``folder`` into ``home`` with ``encoder`` (the test model), open a MainWindow on it and
-    wait for its indexer; shut both down afterwards."""
+def indexed_window(
+    qtbot,
+    monkeypatch: pytest.MonkeyPatch,
+    home: Path,
+    folder: Path,
+    encoder,
+    size: tuple[int, int] | None = None,
+    read_text: bool = False,
+) -> Iterator:
+    """Index ``folder`` into ``home`` with ``encoder`` (the test model), with its OCR pass when
+    ``read_text``, open a MainWindow on it (of ``size`` when given) and wait for its indexer; shut both
+    down afterwards."""
     from gui.main_window import MainWindow
+    from indexer.ocr_pass import OcrPass
     from indexer.pipeline import Pipeline
 
     monkeypatch.setenv("CLIFS_HOME", str(home))
@@ -28,8 +38,12 @@ def indexed_window(qtbot, monkeypatch: pytest.MonkeyPatch, home: Path, folder: P
     library = Library(settings, encoder=encoder)
     library.catalog.add_folder(str(folder))
     Pipeline(library).index_folders([str(folder)])
+    if read_text:
+        OcrPass(library).run([str(folder)])
     window = MainWindow(library, open_url=lambda url: True, watch=False)
     qtbot.addWidget(window)
+    if size:
+        window.resize(*size)
     window.show()
     try:
         qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT_MS)

@@ -9,15 +9,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
-from clifs.engine.config import Settings
-from clifs.engine.library import Library
-from gui.main_window import MainWindow
-from indexer.ocr_pass import OcrPass
-from indexer.pipeline import Pipeline
-from tests.conftest import TEST_MODEL
+from tests.gui_helpers import WAIT_MS, indexed_window
 from tests.ocr_helpers import draw_words, scene
-
-WAIT_MS = 60_000
 
 
 def _yellow_pixels(image: QImage) -> int:
@@ -33,18 +26,7 @@ def test_a_quoted_search_shows_the_text_and_its_boxes(qtbot, tmp_path, test_enco
     background = scene(384, 900)
     draw_words(background, "odwalla", "Lato-Bold", 44).save(photos / "sign.jpg", quality=92)
     background.save(photos / "plain.png")
-    monkeypatch.setenv("CLIFS_HOME", str(home))
-    settings = Settings.load(home)
-    settings.model = TEST_MODEL
-    library = Library(settings, encoder=test_encoder)
-    library.catalog.add_folder(str(photos))
-    Pipeline(library).index_folders([str(photos)])
-    OcrPass(library).run([str(photos)])
-    try:
-        window = MainWindow(library, open_url=lambda url: True, watch=False)
-        qtbot.addWidget(window)
-        window.show()
-        qtbot.waitUntil(lambda: window.indexer is not None, timeout=WAIT_MS)
+    with indexed_window(qtbot, monkeypatch, home, photos, test_encoder, read_text=True) as window:
         qtbot.keyClicks(window.search_field, '"odwalla"')
         qtbot.keyClick(window.search_field, Qt.Key.Key_Return)
         qtbot.waitUntil(lambda: window.results.rowCount() == 1, timeout=WAIT_MS)
@@ -56,5 +38,3 @@ def test_a_quoted_search_shows_the_text_and_its_boxes(qtbot, tmp_path, test_enco
         qtbot.waitUntil(detail.preview.has_image, timeout=WAIT_MS)
         assert _yellow_pixels(detail.preview.image()) > 100  # the word's box, drawn on the preview
         assert _yellow_pixels(QImage(str(photos / "sign.jpg"))) == 0
-    finally:
-        library.close()

@@ -6,14 +6,11 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 
-from clifs.engine.config import Settings
-from clifs.engine.library import Library
 from devkit.shapes import HELD_OUT_SEED_BASE
 from devkit.sketches import drawing
 from gui.sketch_pad import PAPER, SIDE, SketchPad, picture_array
-from tests.conftest import TEST_MODEL, write_single_objects
-
-WAIT_MS = 60_000
+from tests.conftest import write_single_objects
+from tests.gui_helpers import WAIT_MS, indexed_window
 
 
 def widget_point(pad: SketchPad, x: float, y: float) -> QPoint:
@@ -38,27 +35,11 @@ def click(qtbot, pad: SketchPad, x: float, y: float) -> None:
 @pytest.fixture
 def window(qtbot, tmp_path, test_encoder, monkeypatch):
     """A window over 48 single-object pictures (two of each colour and shape), the model loaded."""
-    from gui.main_window import MainWindow
-    from indexer.pipeline import Pipeline
-
     photos = tmp_path / "photos"
     write_single_objects(photos / "a")
     write_single_objects(photos / "b", seed=HELD_OUT_SEED_BASE + 11)
-    home = tmp_path / "home"
-    monkeypatch.setenv("CLIFS_HOME", str(home))
-    settings = Settings.load(home)
-    settings.model = TEST_MODEL
-    library = Library(settings, encoder=test_encoder)
-    library.catalog.add_folder(str(photos))
-    Pipeline(library).index_folders([str(photos)])
-    win = MainWindow(library, open_url=lambda url: True, watch=False)
-    qtbot.addWidget(win)
-    win.resize(1100, 700)
-    win.show()
-    qtbot.waitUntil(lambda: win.indexer is not None, timeout=WAIT_MS)
-    yield win
-    win.shutdown()
-    library.close()
+    with indexed_window(qtbot, monkeypatch, tmp_path / "home", photos, test_encoder, size=(1100, 700)) as win:
+        yield win
 
 
 def top_names(win, k: int) -> list[str]:

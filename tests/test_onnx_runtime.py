@@ -19,6 +19,7 @@ from clifs.engine.library import Library
 from clifs.engine.models import model_cache
 from clifs.engine.models.onnx_runtime import OnnxEncoder, use_onnx
 from clifs.engine.models.openclip import OpenClipEncoder
+from clifs.engine.models.openclip_spec import import_open_clip
 from clifs.engine.models.testmodel import WEIGHTS
 from devkit.evaluate import text_to_image_recall_at_1, zero_shot_accuracy
 from devkit.shapes import HELD_OUT_SEED_BASE, iter_scenes
@@ -233,7 +234,6 @@ def test_an_exported_encoder_loads_torch_only_for_dense_features(exported, test_
 def _tiny_hf_clip(folder: Path) -> str:
     """An open_clip model with a Hugging Face (XLM-RoBERTa) text tower and its own fast tokenizer, random
     weights, made offline: (model spec)."""
-    import open_clip
     from safetensors.torch import save_file
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
     from transformers import XLMRobertaConfig
@@ -261,6 +261,7 @@ def _tiny_hf_clip(folder: Path) -> str:
     vision_cfg = {"image_size": 32, "patch_size": 8, "width": 32, "layers": 1, "head_width": 16}
     model_cfg = {"embed_dim": 32, "vision_cfg": vision_cfg, "text_cfg": text_cfg}
     (folder / "configs" / "tiny-hf-clip.json").write_text(json.dumps(model_cfg))
+    open_clip = import_open_clip("tiny-hf-clip")  # with its Hugging Face adapter, whatever came before
     open_clip.add_model_config(folder / "configs")
     model = open_clip.create_model("tiny-hf-clip", pretrained_text=False)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "weights.safetensors"))
@@ -280,6 +281,25 @@ def test_a_hugging_face_text_tower_is_exported_too(tmp_path):
     np.testing.assert_allclose(text.encode_texts(texts), encoder.encode_texts(texts), atol=1e-4)
     for t in texts:  # padded to the context either way: one text alone gives the same vector
         np.testing.assert_allclose(text.encode_texts([t]), encoder.encode_texts([t]), atol=1e-4)
+
+
+def test_a_hugging_face_tower_loads_after_a_plain_vit_in_one_process(tmp_path):
+    """A plain ViT imports open_clip without transformers (4 s saved); a model that needs it, loaded
+    later in the same process (the window switching models), still gets its Hugging Face text tower."""
+    pytest.importorskip("transformers")
+    spec = _tiny_hf_clip(tmp_path / "tiny-hf")
+    code = f"""
+import sys
+from clifs.engine.models.openclip import load
+load({f"{TEST_MODEL}:{WEIGHTS}"!r}, device="cpu")
+assert "transformers" not in sys.modules, "a plain ViT imported transformers"
+import open_clip
+open_clip.add_model_config({str(tmp_path / "tiny-hf" / "configs")!r})
+print(load({spec!r}, device="cpu").encode_texts(["zwei Katzen"]).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clifs_env(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["(1,", "32)"]
 
 
 def test_homes_sharing_a_model_cache_export_the_model_once(tmp_path, monkeypatch):

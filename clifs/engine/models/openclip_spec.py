@@ -27,8 +27,12 @@ HOW_TO_SUPPLY = (
 #: open_clip configs of the architectures clifs adds (the test model's).
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
-#: Optional packages open_clip imports at start-up only for some towers: (package, config key that needs it).
-_OPTIONAL_TOWERS = (("transformers", "hf_model_name"), ("timm", "timm_model_name"))
+#: Optional packages open_clip imports at start-up only for some towers:
+#: (package, config key that needs it, the open_clip module that imports it).
+_OPTIONAL_TOWERS = (
+    ("transformers", "hf_model_name", "open_clip.hf_model"),
+    ("timm", "timm_model_name", "open_clip.timm_model"),
+)
 
 
 def _arch_config(arch: str) -> dict | None:
@@ -44,20 +48,34 @@ def _arch_config(arch: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _unneeded_packages(spec: str) -> list[str]:
+    """The optional packages ``spec``'s towers do not use; none when its config is not on disk."""
+    config = _arch_config(spec.partition(":")[0]) if not spec.startswith(("hf-hub:", "local-dir:", "/")) else None
+    text = json.dumps(config) if config else ""
+    return [pkg for pkg, key, _ in _OPTIONAL_TOWERS if config and key not in text]
+
+
 def import_open_clip(spec: str):
     """``import open_clip``, without transformers and timm when ``spec``'s towers need neither.
 
     open_clip imports both eagerly if installed (about 4 s on a small CPU, most of a cold
     `clifs search`), though a plain ViT uses neither. Hidden only for that one import, and only
-    when this process has not imported them yet.
+    when this process has not imported them yet. A later spec that needs one (the window switching
+    to a multilingual model) gets it: open_clip's module for that tower is imported again.
     """
+    import importlib
+    import importlib.util
     import sys
 
+    unneeded = _unneeded_packages(spec)
     if "open_clip" in sys.modules:
+        for pkg, _, module in _OPTIONAL_TOWERS:
+            adapter = sys.modules.get(module)
+            hidden_before = adapter is not None and getattr(adapter, pkg, None) is None
+            if pkg not in unneeded and hidden_before and importlib.util.find_spec(pkg) is not None:
+                importlib.reload(adapter)  # its functions read the package from the module's globals
         return sys.modules["open_clip"]
-    config = _arch_config(spec.partition(":")[0]) if not spec.startswith(("hf-hub:", "local-dir:", "/")) else None
-    text = json.dumps(config) if config else ""
-    hidden = [pkg for pkg, key in _OPTIONAL_TOWERS if config and key not in text and pkg not in sys.modules]
+    hidden = [pkg for pkg in unneeded if pkg not in sys.modules]
     for pkg in hidden:
         sys.modules[pkg] = None  # makes `import pkg` raise ImportError, which open_clip handles
     try:

@@ -70,6 +70,17 @@ def test_int8_keeps_the_test_models_quality(exported, test_encoder):
     assert (int8.encode_texts(texts) * fp32.encode_texts(texts)).sum(-1).min() >= 0.99
 
 
+def test_int8_quantizes_the_matmuls_and_leaves_the_patch_convolution_fp32(exported):
+    """ONNX Runtime's ConvInteger ran a ViT's patch embedding on one thread (a quarter of the int8 tower's
+    time, bench/int8_quality.py): the int8 image graph keeps that conv in fp32, its matmuls in int8."""
+    import onnx
+
+    (record,) = (exported / "models").iterdir()
+    ops = {node.op_type for node in onnx.load(str(record / "visual.int8.onnx")).graph.node}
+    assert "MatMulInteger" in ops and "Conv" in ops
+    assert "ConvInteger" not in ops
+
+
 def test_precision_setting_and_the_auto_rule(exported):
     meta = json.loads((model_cache.record_dir(exported, TEST_MODEL) / "meta.json").read_text())
     assert model_cache.choose_precision(meta, "image", "fp32") == "fp32"

@@ -193,12 +193,15 @@ def test_minilm_matches_sentence_transformers(monkeypatch):
 
 def test_exported_starter_searches_and_indexes_like_the_starter_without_torch(enc, tmp_path):
     """The starter's towers (classifier + ConSE head, MiniLM) exported to ONNX; loading them needs no torch.
-    int8 does not keep the starter's quality on the probes, so "auto" runs it in fp32."""
+    int8 does not keep the text tower's quality on the probes, and the image tower (convolutions, which int8
+    leaves fp32) gets no int8 graph, so "auto" runs both in fp32."""
     from clifs.engine.models import model_cache
 
     assert model_cache.store(tmp_path, None, enc, fallback_reason="offline")
     meta = json.loads((model_cache.record_dir(tmp_path, None) / "meta.json").read_text())
     assert meta["dense"] == "map" and set(meta["towers"]) == {"image", "text"}
+    assert set(meta["graphs"]) == {"visual.onnx", "textual.onnx", "textual.int8.onnx", "tokenizer.json"}
+    assert meta["towers"]["text"]["int8_min_cosine"] < model_cache.INT8_MIN_COSINE
     images = [Image.new("RGB", (300, 200), (200, 30, 30)), *model_cache.probe_images()]
     for im in images:
         im.save(tmp_path / f"probe{len(list(tmp_path.glob('probe*')))}.png")

@@ -48,7 +48,7 @@ from clifs.engine.models.onnx_runtime import (
 log = logging.getLogger(__name__)
 
 #: Bump when the record layout or a tower's computation changes: older records are then ignored.
-FORMAT = 3  # 3: a bilingual model's second text graph (issue 16) is part of the record
+FORMAT = 4  # 3: a bilingual model's second text graph (issue 16); 4: int8 leaves convolutions fp32
 _META = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 #: Texts a new record must encode as the loaded model does, within PROBE_TOLERANCE (max abs difference).

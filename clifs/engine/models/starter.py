@@ -158,6 +158,7 @@ class StarterEncoder(Encoder, FeatureMap):
             },  # fmt: skip
             sources=self.sources,
             dense="map",
+            quantize=("text",),  # the classifier is convolutions, which int8 leaves fp32
         )
 
     def dense(self) -> FeatureMap:

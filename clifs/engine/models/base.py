@@ -74,7 +74,7 @@ class OnnxParts:
     #: "patch" or "map" when ``dense()`` gives features (the torch model is loaded for them), else None.
     dense: str | None = None
     #: The towers an int8 graph is made for. Not a CNN's image tower: int8 leaves convolutions fp32
-    #: (onnx_export.INT8_OPS), so it runs no faster (the starter's: 133-137 against 139-152 img/s fp32).
+    #: (onnx_export.INT8_SKIPPED_OPS), so it runs no faster (the starter's: 133-137 against 139-152 img/s fp32).
     quantize: tuple[str, ...] = ("image", "text")
 
 

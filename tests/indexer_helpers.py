@@ -61,7 +61,7 @@ def disagreements(home: Path, folder: Path, encoder) -> list[str]:
                 problems.append(f"ghost search results: {ghosts}")
         return problems
     finally:
-        library.catalog.close()
+        library.close()  # every connection it opened, so the last one to close takes SQLite's -wal with it
 
 
 def wait_until(check: Callable[[], bool], timeout: float, explain: Callable[[], object] = lambda: "") -> float:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clifs.engine.catalog import ImageFacts
+from clifs.engine.catalog_reads import ImageFacts
 from clifs.engine.duplicates import _groups_of, best_first, calibration_for, candidate_pairs
 from clifs.engine.image_hash import distance, perceptual_signature
 from devkit.copies import copies, plain_walls, two_views

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     library = open_library(args)
     try:
-        counts = library.catalog.counts()
+        counts = library.reads.counts()
         if counts["items"] == 0:
             library.vectors  # noqa: B018 -- loading it tells whether the catalog lost commits its vector file saw
             for warning in library.warnings:

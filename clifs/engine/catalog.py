@@ -9,10 +9,8 @@ patched from ``Embedding.c.generation`` and ``Tombstone`` rows when it is behind
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -32,7 +30,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    bindparam,
     create_engine,
     delete,
     event,
@@ -40,22 +37,25 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import DatabaseError, OperationalError, StatementError
 from sqlalchemy.types import TypeDecorator
 
+from clifs.engine.catalog_reads import (
+    SCHEMA_VERSION,
+    CatalogReads,
+    blob_to_vectors,
+    connect_read_only,
+    damage_error,
+    path_range,
+)
 from clifs.engine.errors import CatalogError
-from clifs.engine.paths import folder_prefix, is_under
+from clifs.engine.paths import is_under
 from clifs.engine.photo_metadata import PhotoMeta
 
 log = logging.getLogger(__name__)
-
-SCHEMA_VERSION = 5
-#: SQLite's words for a file that is not (or no longer) a database it can read.
-_DAMAGE = ("malformed", "not a database", "file is encrypted", "unable to open database file", "disk i/o error")
 
 
 class FsPath(TypeDecorator):
@@ -283,26 +283,6 @@ class IndexedFile:
 
 
 @dataclass
-class ItemInfo:
-    item_id: int
-    path: str
-    kind: str
-    timestamp: float | None
-    size: int
-    mtime: float
-    width: int | None
-    height: int | None
-    taken: str | None = None
-    taken_at: float | None = None
-    taken_from: str | None = None
-    camera: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    dup_group: int | None = None
-    modality: str = "picture"
-
-
-@dataclass
 class OcrTodo:
     """An indexed file whose text is still to be read, with its items (item id, video timestamp)."""
 
@@ -335,20 +315,6 @@ class OcrState:
     read_at: float
 
 
-@dataclass
-class ImageFacts:
-    """What choosing the best copy of a near-duplicate group, and confirming it, needs to know."""
-
-    file_id: int
-    path: str
-    size: int
-    mtime: float
-    width: int | None
-    height: int | None
-    taken_at: float | None
-    phash: bytes | None  # a perceptual signature, or None (not computed yet)
-
-
 def _meta_columns(meta: PhotoMeta) -> dict:
     return {
         "described": 1,
@@ -373,66 +339,19 @@ def _set_sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def _image_facts_columns() -> tuple:
-    """The columns of an ``ImageFacts``, in its fields' order."""
-    c = File.c
-    return c.id, c.path, c.size, c.mtime, c.width, c.height, c.taken_at, c.phash
-
-
-def _shot_prefix(path: str) -> str | None:
-    """``folder/IMG_1.`` for ``folder/IMG_1.JPG``: the start of the range its shot's files share."""
-    folder, name = os.path.split(path)
-    stem, ext = os.path.splitext(name)
-    return os.path.join(folder, stem + ".") if stem and ext else None
-
-
-@functools.lru_cache(maxsize=256)
-def _shot_ranges(n: int):
-    """The paths of ``ok`` files in ``n`` path ranges (bound as low0, high0, ...). Built once per ``n``:
-    building SQLAlchemy's expression for 50 ranges took longer than running it."""
-    return union_all(
-        *(
-            select(File.c.path).where(
-                File.c.path >= bindparam(f"low{i}", type_=FsPath()),
-                File.c.path < bindparam(f"high{i}", type_=FsPath()),
-                File.c.status == "ok",
-            )
-            for i in range(n)
-        )
-    )
-
-
 def _under(column, folder: str):
     """``column`` holds a path inside ``folder``: a range on the bytes, which the unique index serves."""
-    prefix = folder_prefix(folder)
-    return (column >= prefix) & (column < prefix[:-1] + chr(ord(prefix[-1]) + 1))
-
-
-#: Below this much free space a "disk I/O error" is the disk being full, not the catalog being damaged.
-_FULL_DISK_BYTES = 1 << 20
-
-
-def _free_bytes(folder: Path) -> int | None:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None
-
-
-def _is_damage(exc: DatabaseError) -> bool:
-    return any(word in str(exc.orig).lower() for word in _DAMAGE)
+    low, high = path_range(folder)
+    return (column >= low) & (column < high)
 
 
 def vector_to_blob(v: np.ndarray) -> bytes:
     return np.asarray(v, dtype=np.float16).tobytes()
 
 
-def blob_to_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
-    return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, dim).astype(np.float32)
-
-
-class Catalog:
-    """The one owner of the catalog's tables: every query the indexer, the GUI and the CLI need."""
+class Catalog(CatalogReads):
+    """The one owner of the catalog's tables: every query the indexer, the GUI and the CLI need
+    (the reads of a search in ``CatalogReads``, in plain SQL; everything else in SQLAlchemy Core)."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -442,7 +361,7 @@ class Catalog:
         if self.read_only:
             if not self.path.is_file():
                 raise CatalogError(f"the clifs home {self.path.parent} is read-only and holds no catalog yet")
-            self.engine = create_engine("sqlite://", creator=self._connect_read_only)
+            self.engine = create_engine("sqlite://", creator=lambda: connect_read_only(self.path))
         else:
             self.engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 30})
             event.listen(self.engine, "connect", _set_sqlite_pragmas)
@@ -460,31 +379,16 @@ class Catalog:
         except OSError as exc:
             raise CatalogError(f"cannot create the clifs home {home}: {exc.strerror or exc}") from None
 
-    def _connect_read_only(self) -> sqlite3.Connection:
-        """Without a ``-shm`` file SQLite cannot share a WAL on a read-only disk: read the main file
-        as immutable then (a clean exit checkpoints everything into it)."""
-        uri = self.path.resolve().as_uri()
-        shm = self.path.with_name(self.path.name + "-shm")
-        return sqlite3.connect(f"{uri}?mode=ro" if shm.exists() else f"{uri}?immutable=1", uri=True, timeout=30)
-
     @contextlib.contextmanager
     def _readable(self) -> Iterator[None]:
         """SQLite's "malformed" / "not a database" become one readable CatalogError."""
         try:
             yield
-        except DatabaseError as exc:
-            if not _is_damage(exc):
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            error = damage_error(self.path, str(exc.orig if isinstance(exc, DatabaseError) else exc))
+            if error is None:
                 raise
-            free = _free_bytes(self.path.parent)
-            if free is not None and free < _FULL_DISK_BYTES:  # SQLite cannot create its -wal: not damage
-                raise CatalogError(
-                    f"the disk holding the clifs home {self.path.parent} is full ({free // 1024} KB free): "
-                    "free some space and try again; the catalog is intact"
-                ) from None
-            raise CatalogError(
-                f"the catalog {self.path} is damaged ({str(exc.orig).strip()}): move it aside "
-                f"(mv {self.path} {self.path}.damaged) and run `clifs index` on your folders again"
-            ) from None
+            raise error from None
 
     # -- schema ---------------------------------------------------------------------------------
     def _migrate(self) -> None:
@@ -525,6 +429,12 @@ class Catalog:
             yield conn
 
     @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The DB-API connection under a pooled one, for the reads ``CatalogReads`` writes in plain SQL."""
+        with self.session() as s:
+            yield s.connection.driver_connection
+
+    @contextlib.contextmanager
     def write(self) -> Iterator[tuple[Connection, int]]:
         """One write transaction; yields (its connection, the generation this transaction creates)."""
         if self.read_only:
@@ -535,10 +445,6 @@ class Catalog:
             s.execute(text("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"))
             gen = int(s.execute(select(Meta.c.value).where(Meta.c.key == "generation")).scalar_one())
             yield s, gen
-
-    def generation(self) -> int:
-        with self.session() as s:
-            return int(s.execute(select(Meta.c.value).where(Meta.c.key == "generation")).scalar_one())
 
     # -- folders --------------------------------------------------------------------------------
     def add_folder(self, path: str) -> None:
@@ -720,88 +626,7 @@ class Catalog:
             )
             return {file_id: n for file_id, n in rows}
 
-    def counts(self) -> dict[str, int]:
-        with self.session() as s:
-            return {
-                "files": s.execute(select(func.count(File.c.id)).where(File.c.status == "ok")).scalar_one(),
-                "failed": s.execute(select(func.count(File.c.id)).where(File.c.status == "failed")).scalar_one(),
-                "items": s.execute(select(func.count(Item.c.id))).scalar_one(),
-            }
-
     # -- embeddings -----------------------------------------------------------------------------
-    def iter_embeddings(
-        self, model_id: str, dim: int, since_generation: int = -1, chunk: int = 50_000
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(ids, vectors) chunks of the embeddings written after ``since_generation``."""
-        last = -1
-        with self.session() as s:
-            while True:
-                rows = s.execute(
-                    select(Embedding.c.item_id, Embedding.c.vector)
-                    .where(
-                        Embedding.c.model_id == model_id,
-                        Embedding.c.generation > since_generation,
-                        Embedding.c.item_id > last,
-                    )
-                    .order_by(Embedding.c.item_id)
-                    .limit(chunk)
-                ).all()
-                if not rows:
-                    return
-                ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-                yield ids, blob_to_vectors([r[1] for r in rows], dim)
-                last = int(ids[-1])
-
-    def count_embeddings(self, model_id: str) -> int:
-        with self.session() as s:
-            return s.execute(select(func.count()).where(Embedding.c.model_id == model_id)).scalar_one()
-
-    def sample_embeddings(self, model_id: str, dim: int, n: int) -> np.ndarray:
-        """Up to ``n`` embeddings spread evenly over the ids (to train an ANN index; deterministic,
-        so a rebuild of the same catalog gives the same index)."""
-        stride = max(1, -(-self.count_embeddings(model_id) // n))
-        with self.session() as s:
-            blobs = s.scalars(
-                select(Embedding.c.vector)
-                .where(Embedding.c.model_id == model_id, Embedding.c.item_id % stride == 0)
-                .order_by(Embedding.c.item_id)
-                .limit(n)
-            ).all()
-        return blob_to_vectors(list(blobs), dim)
-
-    def tombstones_since(self, generation: int) -> np.ndarray:
-        with self.session() as s:
-            ids = s.scalars(select(Tombstone.c.item_id).where(Tombstone.c.generation > generation))
-            return np.fromiter(ids, dtype=np.int64)
-
-    def embedding_of(self, item_id: int, model_id: str) -> np.ndarray | None:
-        with self.session() as s:
-            blob = s.execute(
-                select(Embedding.c.vector).where(Embedding.c.item_id == item_id, Embedding.c.model_id == model_id)
-            ).scalar_one_or_none()
-        return None if blob is None else np.frombuffer(blob, dtype=np.float16).astype(np.float32)
-
-    def vectors_of(self, item_ids: np.ndarray, model_id: str, dim: int) -> np.ndarray:
-        """The stored vectors of ``item_ids``, one row each in that order (zeros for an item gone meanwhile)."""
-        out = np.zeros((len(item_ids), dim), np.float32)
-        row = {int(i): n for n, i in enumerate(item_ids)}
-        with self.session() as s:
-            for item_id, blob in s.execute(
-                select(Embedding.c.item_id, Embedding.c.vector).where(
-                    Embedding.c.model_id == model_id, Embedding.c.item_id.in_([int(i) for i in item_ids])
-                )
-            ):
-                out[row[item_id]] = np.frombuffer(blob, dtype=np.float16)
-        return out
-
-    def item_ids_of_path(self, path: str, modality: str | None = None) -> list[int]:
-        """The items of a file, in order; only its pictures or only its windows of sound with ``modality``."""
-        q = select(Item.c.id).join(File, File.c.id == Item.c.file_id).where(File.c.path == path).order_by(Item.c.id)
-        if modality is not None:
-            q = q.where(Item.c.modality == modality)
-        with self.session() as s:
-            return list(s.scalars(q))
-
     def missing_embeddings(self, model_id: str) -> list[str]:
         """Paths of indexed files some of whose items have no vector for ``model_id`` (after a model switch)."""
         with self.session() as s:
@@ -814,74 +639,6 @@ class Catalog:
                     .distinct()
                 )
             )
-
-    def item_infos(self, item_ids: list[int]) -> dict[int, ItemInfo]:
-        out: dict[int, ItemInfo] = {}
-        with self.session() as s:
-            for start in range(0, len(item_ids), 900):
-                chunk = item_ids[start : start + 900]
-                rows = s.execute(
-                    select(
-                        Item.c.id,
-                        File.c.path,
-                        File.c.kind,
-                        Item.c.timestamp,
-                        File.c.size,
-                        File.c.mtime,
-                        File.c.width,
-                        File.c.height,
-                        File.c.taken,
-                        File.c.taken_at,
-                        File.c.taken_from,
-                        File.c.camera,
-                        File.c.latitude,
-                        File.c.longitude,
-                        File.c.dup_group,
-                        Item.c.modality,
-                    )
-                    .join(File, File.c.id == Item.c.file_id)
-                    .where(Item.c.id.in_(chunk))
-                )
-                for r in rows:
-                    out[r[0]] = ItemInfo(*r)
-        return out
-
-    def item_ids_matching(
-        self,
-        folder: str | None = None,
-        kind: str | None = None,
-        modified_after: float | None = None,
-        modified_before: float | None = None,
-        taken_after: float | None = None,
-        taken_before: float | None = None,
-        camera: str | None = None,
-    ) -> np.ndarray:
-        """Ids of items that pass the search filters, for a FAISS id selector.
-
-        ``kind`` "image" and "video" are files of that kind (a video's frames and its soundtrack);
-        "audio" is every window of sound: audio files and the soundtracks of videos.
-        ``taken_*`` compare the wall-clock seconds of ``File.c.taken_at``; ``camera`` is a
-        case-insensitive piece of the camera's name ("iphone", "EOS 5D")."""
-        q = select(Item.c.id).join(File, File.c.id == Item.c.file_id)
-        if taken_after is not None:
-            q = q.where(File.c.taken_at >= taken_after)
-        if taken_before is not None:
-            q = q.where(File.c.taken_at < taken_before)
-        if camera:
-            pattern = "%" + camera.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            q = q.where(File.c.camera.ilike(pattern, escape="\\"))
-        if folder:
-            q = q.where(_under(File.c.path, folder))
-        if kind == "audio":
-            q = q.where(Item.c.modality == "sound")
-        elif kind:
-            q = q.where(File.c.kind == kind)
-        if modified_after is not None:
-            q = q.where(File.c.mtime >= modified_after)
-        if modified_before is not None:
-            q = q.where(File.c.mtime <= modified_before)
-        with self.session() as s:
-            return np.fromiter(s.scalars(q), dtype=np.int64)
 
     # -- photo metadata (schema 3) ---------------------------------------------------------------
     def undescribed_under(self, folder: str) -> list[tuple[str, str, float]]:
@@ -914,32 +671,6 @@ class Catalog:
             )
             return [(r[0], r[1]) for r in rows]
 
-    def same_shots(self, paths: Iterable[str]) -> dict[str, list[str]]:
-        """Each path's other files of its shot: same folder, same name before the extension ("IMG_1.CR2"
-        for "IMG_1.JPG"), by path. A range on the path index per shot (``folder/IMG_1.`` up to
-        ``folder/IMG_1/``), all in one query: a UNION ALL, because SQLite scans the whole table for an OR
-        of more than a few ranges."""
-        out: dict[str, list[str]] = {}
-        by_prefix: dict[str, list[str]] = {}
-        for path in paths:
-            out[path] = []
-            prefix = _shot_prefix(path)
-            if prefix:
-                by_prefix.setdefault(prefix, []).append(path)
-        prefixes = list(by_prefix)
-        with self.session() as s:
-            for start in range(0, len(prefixes), 200):  # two bound values a range, under SQLite's 999
-                lows = prefixes[start : start + 200]
-                params = {f"low{i}": low for i, low in enumerate(lows)}
-                params.update({f"high{i}": low[:-1] + "/" for i, low in enumerate(lows)})
-                for found in s.scalars(_shot_ranges(len(lows)), params):
-                    for path in by_prefix.get(_shot_prefix(found) or "", []):
-                        if found != path:
-                            out[path].append(found)
-        for shot in out.values():
-            shot.sort()
-        return out
-
     # -- near-duplicates (schema 3) -------------------------------------------------------------
     def image_embeddings(
         self, model_id: str, dim: int, folder: str | None = None, chunk: int = 50_000
@@ -969,19 +700,6 @@ class Catalog:
         if not file_ids:
             return np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
         return np.concatenate(file_ids), np.concatenate(vectors)
-
-    def image_facts(self, file_ids: Iterable[int]) -> dict[int, ImageFacts]:
-        out: dict[int, ImageFacts] = {}
-        ids = [int(i) for i in file_ids]
-        with self.session() as s:
-            for start in range(0, len(ids), 900):
-                rows = s.execute(
-                    select(*_image_facts_columns()).where(
-                        File.c.id.in_(ids[start : start + 900]), File.c.kind == "image", File.c.status == "ok"
-                    )
-                )
-                out.update((r[0], ImageFacts(*r)) for r in rows)
-        return out
 
     def file_ids_of_items(self, item_ids: Iterable[int]) -> dict[int, int]:
         ids = [int(i) for i in item_ids]
@@ -1037,21 +755,6 @@ class Catalog:
                 others = [k for k in keys if k != key]
                 if others:
                     s.execute(update(File).where(File.c.dup_group.in_(others)).values(dup_group=key))
-
-    def duplicate_members(self, groups: Iterable[int]) -> dict[int, list[ImageFacts]]:
-        """The files of each stored group, by group."""
-        keys = sorted({int(g) for g in groups})
-        out: dict[int, list[ImageFacts]] = {}
-        with self.session() as s:
-            for start in range(0, len(keys), 900):
-                rows = s.execute(
-                    select(File.c.dup_group, *_image_facts_columns()).where(
-                        File.c.dup_group.in_(keys[start : start + 900]), File.c.status == "ok"
-                    )
-                )
-                for r in rows:
-                    out.setdefault(r[0], []).append(ImageFacts(*r[1:]))
-        return out
 
     # -- words in pictures (schema 4) -------------------------------------------------------------
     def _ocr_todo_query(self, engine: str, folder: str | None):
@@ -1134,39 +837,6 @@ class Catalog:
                 stored += 1
         return stored
 
-    def text_candidates(self, match: str | None, needles: list[str] = (), limit: int = 20_000) -> list[tuple[int, str]]:
-        """(item id, normalised text) of the items whose text matches the FTS5 expression ``match``,
-        or, without one, holds every one of ``needles`` (a scan: words too short for trigrams)."""
-        with self.session() as s:
-            if match:
-                rows = s.execute(
-                    text("SELECT rowid, text FROM ocr_fts WHERE ocr_fts MATCH :q LIMIT :n"), {"q": match, "n": limit}
-                )
-            elif needles:
-                where = " AND ".join(f"instr(text, :w{i}) > 0" for i in range(len(needles)))
-                params = {f"w{i}": w for i, w in enumerate(needles)} | {"n": limit}
-                rows = s.execute(text(f"SELECT rowid, text FROM ocr_fts WHERE {where} LIMIT :n"), params)
-            else:
-                return []
-            return [(int(r[0]), r[1]) for r in rows]
-
-    def ocr_lines_of(self, item_ids: Iterable[int]) -> dict[int, list[tuple[str, float, list[list[int]]]]]:
-        """The recognised lines of these items, in reading order, by item id (items without text absent)."""
-        import json
-
-        ids = [int(i) for i in item_ids]
-        out: dict[int, list[tuple[str, float, list[list[int]]]]] = {}
-        with self.session() as s:
-            for start in range(0, len(ids), 900):
-                rows = s.execute(
-                    select(OcrLine.c.item_id, OcrLine.c.text, OcrLine.c.confidence, OcrLine.c.box)
-                    .where(OcrLine.c.item_id.in_(ids[start : start + 900]))
-                    .order_by(OcrLine.c.id)
-                )
-                for item_id, t, c, b in rows:
-                    out.setdefault(item_id, []).append((t, c, json.loads(b)))
-        return out
-
     def ocr_state(self, path: str) -> tuple[OcrState | None, list[tuple[int, float | None]]]:
         """The OCR record of the indexed file ``path`` and its items (item id, timestamp)."""
         with self.session() as s:
@@ -1213,10 +883,6 @@ class Catalog:
             return [(r[0], r[1] or "") for r in rows]
 
     # -- small facts ----------------------------------------------------------------------------
-    def get_meta(self, key: str) -> str | None:
-        with self.session() as s:
-            return s.execute(select(Meta.c.value).where(Meta.c.key == key)).scalar_one_or_none()
-
     def set_meta(self, key: str, value: str) -> None:
         with self.write() as (s, _):
             self._set_meta(s, key, value)
@@ -1246,17 +912,6 @@ class Catalog:
     def _set_meta(s: Connection, key: str, value: str) -> None:
         if s.execute(update(Meta).where(Meta.c.key == key).values(value=value)).rowcount == 0:
             s.execute(insert(Meta).values(key=key, value=value))
-
-    def checkpoint(self) -> None:
-        """Copy what the WAL holds into the main file (without waiting for readers), so the main file
-        alone has every commit: a deleted ``-wal`` or a copied catalog then loses nothing."""
-        if self.read_only:
-            return
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except OperationalError as exc:  # busy or a full disk: the WAL still holds it all
-            log.info("WAL checkpoint of %s skipped: %s", self.path, exc)
 
     def close(self) -> None:
         self.checkpoint()

@@ -17,11 +17,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clifs.engine.catalog import Catalog, ImageFacts
+from clifs.engine.catalog_reads import ImageFacts
 from clifs.engine.image_hash import distance, is_signature
+
+if TYPE_CHECKING:
+    from clifs.engine.catalog import Catalog
 
 log = logging.getLogger(__name__)
 

@@ -11,16 +11,20 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clifs.engine.catalog import Catalog, IndexedFile
+from clifs.engine.catalog_reads import CatalogReader, CatalogReads
 from clifs.engine.config import Settings
 from clifs.engine.models.audio_base import AudioEncoder
 from clifs.engine.models.base import Encoder, TextEncoder
 from clifs.engine.paths import canonical_file, canonical_folder
 from clifs.engine.search import Hit, Query, Searcher
 from clifs.engine.vectors import VectorIndex
+
+if TYPE_CHECKING:
+    from clifs.engine.catalog import Catalog, IndexedFile
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +40,11 @@ class Library:
         if not isinstance(settings, Settings):
             settings = Settings.load(settings)
         self.settings = settings
-        self.catalog = Catalog(settings.catalog_path)
+        self._catalog: Catalog | None = None
+        #: What searching reads through: the catalog on a plain sqlite3 connection, without importing
+        #: SQLAlchemy (a third of a cold search), where the catalog needs no creating or upgrading;
+        #: else the whole Catalog, which does that (or says in one line why it cannot).
+        self.reads: CatalogReads = CatalogReader.open(settings.catalog_path) or self.catalog
         self.fallback_reason: str | None = None
         #: Things a person should be told about this library (e.g. the catalog lost commits), one line each.
         self.warnings: list[str] = []
@@ -54,6 +62,15 @@ class Library:
         self.audio_unavailable: str | None = None
         if load_model and encoder is None:
             _ = self.model
+
+    @property
+    def catalog(self) -> Catalog:
+        """The whole catalog (SQLAlchemy Core: every write, every query), opened on first use."""
+        if self._catalog is None:
+            from clifs.engine.catalog import Catalog
+
+            self._catalog = Catalog(self.settings.catalog_path)
+        return self._catalog
 
     # -- the model and its vectors ------------------------------------------------------------------
     @property
@@ -98,7 +115,7 @@ class Library:
                 torch.set_num_threads(self.settings.torch_threads or self.settings.threads)
             loaded = load_model(self.settings.model, self.settings.device)
             self._torch, self.fallback_reason = loaded.encoder, loaded.fallback_reason
-            if not self.catalog.read_only:
+            if not self.reads.read_only:
                 model_cache.store(self.settings.model_cache_dir, self.settings.model, self._torch, self.fallback_reason)
         return self._torch
 
@@ -143,7 +160,7 @@ class Library:
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
             vectors = VectorIndex(self.settings.vectors_dir, self.model.model_id, self.model.dim)
-            outcome = vectors.sync(self.catalog)
+            outcome = vectors.sync(self.reads)
             log.info("vector index %s (%d vectors)", outcome, len(vectors))
             if vectors.ahead_of_catalog:
                 self.warnings.append(vectors.ahead_of_catalog)
@@ -156,7 +173,7 @@ class Library:
     def searcher(self) -> Searcher:
         if self._searcher is None:
             self._searcher = Searcher(
-                self.catalog,
+                self.reads,
                 self.vectors,
                 lambda: self.model,
                 lambda: self.encoder,
@@ -198,20 +215,20 @@ class Library:
     ) -> list[Hit]:
         """Text, image, a sound (``audio``: a file's path) or any mix; ``filters`` are the other fields
         of ``clifs.engine.search.Query``."""
-        self.vectors.catch_up(self.catalog)  # another process may be indexing
+        self.vectors.catch_up(self.reads)  # another process may be indexing
         return self.searcher.search(Query(text=text, image=image, audio=audio, top=top, **filters))
 
     def text_of(self, path: str | Path) -> list[tuple[float | None, list[tuple[str, float, list[list[int]]]]]]:
         """What was read in an indexed file: (video timestamp or None, [(text, confidence, box)]) per
         item with text, in order."""
         _, items = self.catalog.ocr_state(canonical_file(path))
-        lines = self.catalog.ocr_lines_of(i for i, _ in items)
+        lines = self.reads.ocr_lines_of(i for i, _ in items)
         return [(ts, lines[i]) for i, ts in items if i in lines]
 
     def embedding_for(self, path: str | Path) -> np.ndarray | None:
         """The stored embedding of an indexed file (its first item), or None."""
-        ids = self.catalog.item_ids_of_path(canonical_file(path))
-        return self.catalog.embedding_of(ids[0], self.model.model_id) if ids else None
+        ids = self.reads.item_ids_of_path(canonical_file(path))
+        return self.reads.embedding_of(ids[0], self.model.model_id) if ids else None
 
     # -- writing (the indexer's side) -----------------------------------------------------------------
     def add_files(self, files: list[IndexedFile], runtime: str | None = None) -> None:
@@ -302,12 +319,12 @@ class Library:
         if self._vectors is not None and time.monotonic() - self._last_save >= every_seconds:
             self._save_vectors()
             self._last_save = time.monotonic()
-            self.catalog.checkpoint()
+            self.reads.checkpoint()
 
     def _save_vectors(self) -> None:
         """The vector file is a cache: when it cannot be written (a full or read-only disk) the next
         start patches or rebuilds it from the catalog, so this costs speed, never a result."""
-        if self.catalog.read_only:
+        if self.reads.read_only:
             return
         try:
             self.vectors.save()
@@ -316,4 +333,7 @@ class Library:
 
     def close(self) -> None:
         self.flush()
-        self.catalog.close()
+        if self._catalog is not None:
+            self._catalog.close()
+        if self.reads is not self._catalog:
+            self.reads.close()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from clifs.engine.catalog import Catalog, ImageFacts, ItemInfo
+from clifs.engine.catalog_reads import CatalogReads, ImageFacts, ItemInfo
 from clifs.engine.duplicates import best_first
 from clifs.engine.errors import MediaError
 from clifs.engine.models.audio_base import AudioEncoder
@@ -151,7 +151,7 @@ class Searcher:
 
     def __init__(
         self,
-        catalog: Catalog,
+        catalog: CatalogReads,
         vectors: VectorIndex,
         text_encoder: Callable[[], TextEncoder],
         image_encoder: Callable[[], Encoder],

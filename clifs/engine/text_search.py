@@ -32,7 +32,7 @@ from clifs.engine.ocr_text import (
 )
 
 if TYPE_CHECKING:
-    from clifs.engine.catalog import Catalog
+    from clifs.engine.catalog_reads import CatalogReads
     from clifs.engine.search import Hit, Query, Searcher
 
 #: The most an unquoted query's score can rise when a picture shows its words (cosine units).
@@ -41,7 +41,7 @@ TEXT_BOOST = 0.1
 MAX_CANDIDATES = 20_000
 
 
-def matching_items(catalog: Catalog, phrases: list[str], tolerant: bool = True) -> dict[int, int]:
+def matching_items(catalog: CatalogReads, phrases: list[str], tolerant: bool = True) -> dict[int, int]:
     """Items whose text holds every phrase: item id -> OCR errors tolerated in the match (0: exact).
     ``tolerant`` False: exact matches only (one FTS5 lookup per phrase, no candidates to confirm)."""
     result: dict[int, int] | None = None
@@ -125,7 +125,7 @@ def _boosted(searcher: Searcher, query: Query, words: list[str]) -> list[Hit]:
     return merged
 
 
-def attach_text(catalog: Catalog, hits: list[Hit], phrases: list[str]) -> None:
+def attach_text(catalog: CatalogReads, hits: list[Hit], phrases: list[str]) -> None:
     """Fill ``recognised`` from the catalog, and ``text``/``text_boxes`` with the lines that hold one
     of ``phrases`` (or a word of one)."""
     if not hits:

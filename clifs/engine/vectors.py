@@ -30,7 +30,7 @@ import faiss
 import numpy as np
 
 from clifs.engine.atomic_files import remove_leftovers, temp_path
-from clifs.engine.catalog import Catalog
+from clifs.engine.catalog_reads import CatalogReads
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class VectorIndex:
         return PQ_REFINE_CANDIDATES if isinstance(self.index, faiss.IndexIVFPQ) else REFINE_CANDIDATES
 
     # -- keeping it in step with the catalog ---------------------------------------------------
-    def sync(self, catalog: Catalog) -> str:
+    def sync(self, catalog: CatalogReads) -> str:
         """Load from disk and bring up to the catalog's generation. Returns what it did."""
         loaded = self._load()
         current = catalog.generation()
@@ -144,7 +144,7 @@ class VectorIndex:
         self.rebuild(catalog)
         return "rebuilt"
 
-    def catch_up(self, catalog: Catalog) -> bool:
+    def catch_up(self, catalog: CatalogReads) -> bool:
         """Apply every catalog change made since this index's generation, by any process.
 
         The target generation is read before patching; anything committed meanwhile is
@@ -160,7 +160,7 @@ class VectorIndex:
         self.generation = target
         return True
 
-    def rebuild(self, catalog: Catalog) -> None:
+    def rebuild(self, catalog: CatalogReads) -> None:
         """Build from the catalog, streaming chunks so a million vectors never sit in memory twice."""
         generation = catalog.generation()
         n = catalog.count_embeddings(self.model_id)
@@ -175,7 +175,7 @@ class VectorIndex:
         self.generation = generation
         log.info("vector index rebuilt: %d vectors (%s)", n, self.kind)
 
-    def _patch(self, catalog: Catalog, since: int) -> None:
+    def _patch(self, catalog: CatalogReads, since: int) -> None:
         self.remove(catalog.tombstones_since(since))
         for ids, vectors in catalog.iter_embeddings(self.model_id, self.dim, since_generation=since):
             self.remove(ids)  # a re-embedded item replaces its old vector

@@ -422,7 +422,7 @@ class MainWindow(QMainWindow):
     def shutdown(self) -> None:
         """Stop the indexer and let running jobs finish, so no worker outlives the library."""
         self.folders.stop_indexer()
-        self.search.cancel()
+        self.search.close()
         self.thumbnails.cancel_pending()
         self.previews.cancel_pending()
         self.vision.cancel_pending()

@@ -121,6 +121,12 @@ class SearchController(QObject):
         """Drop every search submitted: queued ones are skipped, running ones' answers dropped."""
         self.runner.cancel()
 
+    def close(self) -> None:
+        """No more searches, not even the refresh a last commit asks for (the window is closing)."""
+        self._debounce.stop()
+        self._refresh.stop()
+        self.runner.close()
+
     def _refresh_after_indexing(self) -> None:
         if self.state in SEARCHED:
             self.search_now()

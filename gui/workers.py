@@ -81,12 +81,20 @@ class SearchRunner(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # one encoder, one FAISS index: no concurrent searches
         self._latest = 0
+        self._closed = False
 
     def submit(self, query: Query) -> int:
         self._latest += 1
         request_id = self._latest
-        self._pool.start(lambda: self._run(request_id, query))
+        if not self._closed:
+            self._pool.start(lambda: self._run(request_id, query))
         return request_id
+
+    def close(self) -> None:
+        """The window is closing: drop what was submitted and run nothing submitted later (a refresh
+        queued by the indexer's last commit), so no search outlives this object."""
+        self._closed = True
+        self.cancel()
 
     def cancel(self) -> None:
         """Make every submitted request stale: queued ones are skipped, running ones' answers dropped."""

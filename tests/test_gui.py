@@ -94,6 +94,24 @@ def test_typing_shows_the_right_thumbnails_first(open_window, indexed, qtbot):
     assert window.stack.currentWidget() is window.view
 
 
+def test_a_closed_window_runs_no_search_that_a_last_commit_asks_for(open_window, indexed, qtbot):
+    """Stopping the indexer can deliver one more "catalog changed" after the window waited for its
+    searches: the refresh it asks for must not start a search that outlives the window's objects."""
+    home, _ = indexed
+    window = open_window(home)
+    qtbot.keyClicks(window.search_field, "a red circle")
+    qtbot.waitUntil(lambda: window.results.rowCount() > 0, timeout=WAIT_MS)
+    runner = window.search.runner
+    window.close()
+    ran: list[int] = []
+    runner.finished.connect(lambda request_id, _: ran.append(request_id))
+    runner.failed.connect(lambda request_id, _: ran.append(request_id))
+    window.search.catalog_changed()  # what the indexer's last commit does
+    window.search.search_now()
+    qtbot.wait(500)  # past the refresh delay
+    assert runner.wait(5_000) and ran == []
+
+
 def _drop(window: MainWindow, path: Path) -> None:
     """A real drag-and-drop of a file from a file manager: enter, then drop, with a file-URL payload."""
     mime = QMimeData()

@@ -49,6 +49,8 @@ from clifs.engine.catalog_reads import (
     blob_to_vectors,
     connect_read_only,
     damage_error,
+    decode_path,
+    encode_path,
     path_range,
 )
 from clifs.engine.errors import CatalogError
@@ -67,12 +69,10 @@ class FsPath(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> bytes | None:
-        return None if value is None else os.fsencode(value)
+        return None if value is None else encode_path(value)
 
     def process_result_value(self, value: bytes | str | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return os.fsdecode(value) if isinstance(value, bytes) else value
+        return None if value is None else decode_path(value)
 
 
 #: Every table of the catalog (SQLAlchemy Core: the ORM's import alone was ~0.15 s of every command's start).

@@ -108,8 +108,11 @@ def blob_to_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
     return np.frombuffer(b"".join(blobs), dtype=np.float16).reshape(-1, dim).astype(np.float32)
 
 
-def _marks(n: int) -> str:
-    return ",".join("?" * n)
+def _in_chunks(ids: list[int]) -> Iterator[tuple[list[int], str]]:
+    """``ids`` in runs that fit one ``IN (...)``, each with its placeholders ("?,?,?")."""
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def connect_read_only(path: Path) -> sqlite3.Connection:
@@ -218,10 +221,9 @@ class CatalogReads:
         ids = [int(i) for i in item_ids]
         row = {i: n for n, i in enumerate(ids)}
         with self._reading() as c:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
+            for chunk, marks in _in_chunks(ids):
                 for item_id, blob in c.execute(
-                    f"SELECT item_id, vector FROM embeddings WHERE model_id = ? AND item_id IN ({_marks(len(chunk))})",
+                    f"SELECT item_id, vector FROM embeddings WHERE model_id = ? AND item_id IN ({marks})",
                     (model_id, *chunk),
                 ):
                     out[row[item_id]] = np.frombuffer(blob, dtype=np.float16)
@@ -242,9 +244,8 @@ class CatalogReads:
         out: dict[int, ItemInfo] = {}
         ids = [int(i) for i in item_ids]
         with self._reading() as c:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
-                for r in c.execute(f"{_ITEM_INFO_SQL} WHERE items.id IN ({_marks(len(chunk))})", chunk):
+            for chunk, marks in _in_chunks(ids):
+                for r in c.execute(f"{_ITEM_INFO_SQL} WHERE items.id IN ({marks})", chunk):
                     out[r[0]] = ItemInfo(r[0], decode_path(r[1]), *r[2:])
         return out
 
@@ -327,10 +328,9 @@ class CatalogReads:
         out: dict[int, ImageFacts] = {}
         ids = [int(i) for i in file_ids]
         with self._reading() as c:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
+            for chunk, marks in _in_chunks(ids):
                 rows = c.execute(
-                    f"SELECT {_IMAGE_FACTS} FROM files WHERE files.id IN ({_marks(len(chunk))}) "
+                    f"SELECT {_IMAGE_FACTS} FROM files WHERE files.id IN ({marks}) "
                     "AND files.kind = 'image' AND files.status = 'ok'",
                     chunk,
                 )
@@ -342,11 +342,10 @@ class CatalogReads:
         keys = sorted({int(g) for g in groups})
         out: dict[int, list[ImageFacts]] = {}
         with self._reading() as c:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = keys[start : start + _CHUNK]
+            for chunk, marks in _in_chunks(keys):
                 rows = c.execute(
                     f"SELECT files.dup_group, {_IMAGE_FACTS} FROM files "
-                    f"WHERE files.dup_group IN ({_marks(len(chunk))}) AND files.status = 'ok'",
+                    f"WHERE files.dup_group IN ({marks}) AND files.status = 'ok'",
                     chunk,
                 )
                 for r in rows:
@@ -372,11 +371,9 @@ class CatalogReads:
         ids = [int(i) for i in item_ids]
         out: dict[int, list[tuple[str, float, list[list[int]]]]] = {}
         with self._reading() as c:
-            for start in range(0, len(ids), _CHUNK):
-                chunk = ids[start : start + _CHUNK]
+            for chunk, marks in _in_chunks(ids):
                 rows = c.execute(
-                    "SELECT item_id, text, confidence, box FROM ocr_lines "
-                    f"WHERE item_id IN ({_marks(len(chunk))}) ORDER BY id",
+                    f"SELECT item_id, text, confidence, box FROM ocr_lines WHERE item_id IN ({marks}) ORDER BY id",
                     chunk,
                 )
                 for item_id, t, conf, box in rows:
